@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Set up the development environment and run the project's jobs.
+
+    python3 dev.py test     # install into .venv, then lint, type-check and run every test
+    python3 dev.py run      # install into .venv, then run the main job
+    python3 dev.py bench    # install into .venv, then run the benchmarks
+
+Only Python >= 3.11 and git are needed: the virtual environment and every pinned dependency
+(constraints.txt) are installed on first use and again whenever pyproject.toml or
+constraints.txt change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".tradeforge-installed"
+PACKAGES = ["tradeforge_proto", "tradeforge_anyio", "tradeforge_sync"]
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    result = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def ensure_env() -> None:
+    """Create .venv and install the project with pinned dependencies when needed."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by an older python3
+        sys.exit("TradeForge needs Python >= 3.11")
+    if not PYTHON.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    fingerprint = _fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(
+        PYTHON, "-m", "pip", "install", "--quiet",
+        "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[dev]",
+    )  # fmt: skip
+    STAMP.write_text(fingerprint)
+
+
+def test(extra: list[str]) -> None:
+    """Lint, format check, strict type check, then the whole test suite with core coverage."""
+    _run(PYTHON, "-m", "ruff", "check", ".")
+    _run(PYTHON, "-m", "ruff", "format", "--check", ".")
+    _run(PYTHON, "-m", "mypy", *PACKAGES, "examples", "bench", "fuzz")
+    _run(
+        PYTHON, "-m", "pytest", "-p", "no:cacheprovider",
+        "--cov=tradeforge_proto", "--cov-branch", "--cov-report=term-missing:skip-covered",
+        *extra,
+    )  # fmt: skip
+
+
+def run(extra: list[str]) -> None:
+    """The main job."""
+    _run(PYTHON, ROOT / "examples" / "core_walkthrough.py", *extra)
+
+
+def bench(extra: list[str]) -> None:
+    """Every benchmark in bench/, each printing its side-by-side table."""
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        _run(PYTHON, script, *extra)
+
+
+JOBS = {"test": test, "run": run, "bench": bench}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in JOBS:
+        sys.exit(f"usage: python3 dev.py {{{'|'.join(JOBS)}}} [args...]")
+    ensure_env()
+    JOBS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

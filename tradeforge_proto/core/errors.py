@@ -1,0 +1,157 @@
+"""The error hierarchy shared by every provider and runtime.
+
+``LocalProtocolError`` means the caller misused the API; ``RemoteProtocolError`` means the peer sent
+something that breaks the protocol. Everything a provider *answers* (a business rejection, a
+validation failure, 401, 429, 5xx) is a ``ProviderError`` carrying the provider's own code and text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+
+class TradeForgeError(Exception):
+    """Base class of every error raised by TradeForge."""
+
+
+class ConfigurationError(TradeForgeError):
+    """Settings are missing or contradictory."""
+
+
+class ProtocolError(TradeForgeError):
+    """A protocol rule was broken, by us or by the peer."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller asked for something the protocol or the provider does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something malformed or unexpected."""
+
+
+class FeatureDisabled(TradeForgeError):
+    """A feature known to be unreliable on this provider was used without opting in."""
+
+
+class ProviderError(TradeForgeError):
+    """The provider answered, and the answer was a failure.
+
+    ``code`` and ``code_name`` are the endpoint's own error code (each endpoint has its own
+    numbering), ``message`` is the provider's text, ``status`` the HTTP status.
+    """
+
+    def __init__(
+        self,
+        message: str | None,
+        *,
+        endpoint: str,
+        status: int,
+        code: int | None = None,
+        code_name: str | None = None,
+    ) -> None:
+        self.message = message
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+        self.code_name = code_name
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        parts = [f"{self.endpoint}:"]
+        if self.code is not None:
+            parts.append(f"{self.code_name or 'error'} ({self.code})")
+        else:
+            parts.append(f"HTTP {self.status}")
+        if self.message:
+            parts.append(f"- {self.message}")
+        return " ".join(parts)
+
+
+class AuthenticationError(ProviderError):
+    """Credentials or token were refused (HTTP 401, or a failed login or validate)."""
+
+
+class OrderRejected(ProviderError):
+    """The provider refused to place an order; it may still have created one (``order_id``)."""
+
+    def __init__(
+        self,
+        message: str | None,
+        *,
+        endpoint: str,
+        status: int,
+        code: int | None = None,
+        code_name: str | None = None,
+        order_id: int | None = None,
+    ) -> None:
+        self.order_id = order_id
+        super().__init__(message, endpoint=endpoint, status=status, code=code, code_name=code_name)
+
+
+class ValidationFailed(ProviderError):
+    """The provider rejected the request body (HTTP 400); ``errors`` maps fields to messages."""
+
+    def __init__(
+        self,
+        message: str | None,
+        *,
+        endpoint: str,
+        status: int,
+        errors: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        self.errors = dict(errors)
+        super().__init__(message, endpoint=endpoint, status=status)
+
+    def _describe(self) -> str:
+        text = super()._describe()
+        if self.errors:
+            details = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(self.errors.items()))
+            text = f"{text} [{details}]"
+        return text
+
+
+class RateLimited(ProviderError):
+    """The provider answered 429; ``retry_after`` is its hint in seconds, when it gave one."""
+
+    def __init__(
+        self, message: str | None, *, endpoint: str, status: int, retry_after: float | None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, endpoint=endpoint, status=status)
+
+
+class ServerError(ProviderError):
+    """The provider failed (HTTP 5xx); the request may or may not have been processed."""
+
+
+class OrderUncertain(TradeForgeError):
+    """A state-changing request was sent but its outcome is unknown.
+
+    It carries what is needed to reconcile: the account, the order's ``custom_tag`` (when it has
+    one), the contract, and when the request was sent. Never retry blindly: look the order up.
+    """
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        account_id: int,
+        custom_tag: str | None,
+        contract_id: str | None,
+        sent_at: datetime | None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.operation = operation
+        self.account_id = account_id
+        self.custom_tag = custom_tag
+        self.contract_id = contract_id
+        self.sent_at = sent_at
+        self.cause = cause
+        reason = f": {cause}" if cause is not None else ""
+        tag = f", custom_tag={custom_tag!r}" if custom_tag else ""
+        super().__init__(
+            f"outcome of {operation} for account {account_id}{tag} is unknown{reason}; "
+            "reconcile before trying again"
+        )

@@ -1,0 +1,65 @@
+"""The one JSON codec of the project (orjson underneath).
+
+Numbers travel as JSON numbers, as the gateway sends them. Decimals are written through their
+shortest float form only when that form is exact, so a price is never silently rounded on the way
+out; reading turns floats back into Decimals through the same shortest form.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from .errors import LocalProtocolError, RemoteProtocolError
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise LocalProtocolError(f"cannot send a non-finite number: {value}")
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        if Decimal(repr(as_float)) != value:
+            raise LocalProtocolError(f"{value} has more digits than a JSON number carries exactly")
+        return as_float
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON bytes; LocalProtocolError if it cannot be exact."""
+    try:
+        return orjson.dumps(value, default=_default)
+    except orjson.JSONEncodeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, LocalProtocolError):
+            raise cause from None
+        raise LocalProtocolError(f"cannot encode as JSON: {exc}") from exc
+
+
+def loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """Decode JSON; anything that is not valid JSON raises RemoteProtocolError."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RemoteProtocolError(f"invalid JSON: {exc}") from None
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A JSON number (or numeric string) as an exact Decimal; ValueError for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except ArithmeticError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+        if result.is_finite():
+            return result
+    raise ValueError(f"expected a number, got {value!r}")
