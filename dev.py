@@ -72,8 +72,9 @@ def test(extra: list[str]) -> None:
 
 
 def run(extra: list[str]) -> None:
-    """The main job."""
+    """The main job: the core on canned REST answers and on recorded realtime frames."""
     _run(PYTHON, ROOT / "examples" / "core_walkthrough.py", *extra)
+    _run(PYTHON, ROOT / "examples" / "realtime_replay.py", *extra)
 
 
 def bench(extra: list[str]) -> None:

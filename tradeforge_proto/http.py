@@ -1,20 +1,31 @@
-"""A sans-IO HTTP/1.1 client connection built on h11.
+"""Sans-IO HTTP/1.1 client and server connections built on h11.
 
 ``HttpClientConnection`` turns an ``HttpRequest`` into bytes to write and bytes read back into an
 ``HttpResponse``. It never touches a socket or a clock: a runtime owns the transport, feeds what it
 reads (``b""`` at end of file) and writes what it is given. One request is in flight at a time.
+
+``HttpServerConnection`` is the other side, for the embedded gateway simulator: bytes read from a
+client come out as whole ``HttpRequest`` objects, and each is answered by exactly one response.
 """
 
 from __future__ import annotations
 
 import enum
+from http import HTTPStatus
 
 import h11
 
 from .core.errors import LocalProtocolError, RemoteProtocolError
-from .core.operations import HttpRequest, HttpResponse, normalize_headers
+from .core.operations import Headers, HttpRequest, HttpResponse, find_header, normalize_headers
 
-__all__ = ["HttpClientConnection", "HttpClientState"]
+__all__ = [
+    "HttpClientConnection",
+    "HttpClientState",
+    "HttpServerConnection",
+    "HttpServerState",
+    "RejectedRequest",
+    "is_upgrade",
+]
 
 # Methods whose requests carry no content unless the caller gives a body (RFC 9110, 8.6).
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -223,3 +234,274 @@ class HttpClientConnection:
     def _fail(self, message: str) -> RemoteProtocolError:
         self._state = HttpClientState.ERROR
         return RemoteProtocolError(message)
+
+
+# --- the server role -------------------------------------------------------------------------
+
+# A reason phrase may hold tabs, spaces and visible ASCII (RFC 9112, 4); h11 does not check it.
+_REASON_CHARS = frozenset("\t" + "".join(chr(code) for code in range(0x20, 0x7F)))
+
+
+def is_upgrade(request: HttpRequest) -> bool:
+    """True when ``request`` is a ``GET`` asking to switch to WebSocket (``Upgrade: websocket``).
+
+    ``HttpServerConnection`` cannot switch protocols: route such a request to the WebSocket layer.
+    """
+    if request.method != "GET":
+        return False
+    upgrade = _tokens(request.headers, "upgrade")
+    return "websocket" in upgrade and "upgrade" in _tokens(request.headers, "connection")
+
+
+def _tokens(headers: Headers, name: str) -> set[str]:
+    """The comma-separated tokens of every header called ``name``, lower-cased."""
+    lowered = name.lower()
+    return {
+        token.strip().lower()
+        for key, value in headers
+        if key.lower() == lowered
+        for token in value.split(",")
+    }
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+class HttpServerState(enum.Enum):
+    """Where a server connection stands between request/response cycles."""
+
+    IDLE = "idle"  # waiting for (the rest of) a request
+    RESPONDING = "responding"  # a complete request was handed out: answer it before anything else
+    CLOSED = "closed"  # finished: close the socket once the last response is written
+    ERROR = "error"  # the client broke the protocol: write error_response(), then close
+
+
+class RejectedRequest(RemoteProtocolError):
+    """The client's request cannot be served; ``status_hint`` is the status to answer it with."""
+
+    def __init__(self, message: str, status_hint: int) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
+
+
+class HttpServerConnection:
+    """One HTTP/1.1 server connection: each complete request is answered by exactly one response.
+
+    Feed what the socket reads to ``receive_data``; answer each request it (or ``next_request``, for
+    requests already buffered) returns with ``send_response``. Protocol switches are not supported:
+    check the first request with ``is_upgrade`` and give its bytes to the WebSocket layer instead.
+    """
+
+    def __init__(
+        self, *, max_request_size: int = 1 * 1024 * 1024, max_header_size: int = 64 * 1024
+    ) -> None:
+        self._max_request_size = max_request_size
+        self._max_header_size = max_header_size
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._state = HttpServerState.IDLE
+        self._fed = 0  # bytes given to h11 so far
+        self._mark = 0  # where, in those bytes, the last parsed header block or request ended
+        self._eof = False
+        self._method = ""  # of the request being read or answered
+        self._head: h11.Request | None = None
+        self._body = bytearray()
+
+    @property
+    def state(self) -> HttpServerState:
+        """The connection's current state."""
+        return self._state
+
+    def receive_data(self, data: bytes) -> HttpRequest | None:
+        """Feed bytes read from the client (``b""`` at end of file); returns a request or None.
+
+        Raises ``RejectedRequest``, and moves to ERROR, when a request is malformed or too large.
+        """
+        if self._state is HttpServerState.CLOSED:
+            return None  # no further request will be served, so the bytes are dropped
+        self._check_usable()
+        if data and self._eof:
+            raise LocalProtocolError("bytes fed after the end of file")
+        self._fed += len(data)
+        self._eof = self._eof or not data
+        self._h11.receive_data(data)
+        if self._state is HttpServerState.RESPONDING:
+            # Pipelined bytes wait for the response; bound how many a client may queue meanwhile.
+            if self._fed - self._mark > self._max_header_size + self._max_request_size:
+                raise self._reject("client queued too many bytes before the response", 413)
+            return None
+        return self._next_request()
+
+    def next_request(self) -> HttpRequest | None:
+        """The next request already buffered, once the previous one was answered, or None."""
+        if self._state is HttpServerState.CLOSED:
+            return None
+        self._check_usable()
+        if self._state is HttpServerState.RESPONDING:
+            raise LocalProtocolError("respond to the current request first")
+        return self._next_request()
+
+    def send_response(
+        self, status: int, headers: Headers = (), body: bytes = b"", *, reason: str | None = None
+    ) -> bytes:
+        """The bytes to write for the response to the current request.
+
+        Adds ``Content-Length`` unless framing is given, and ``Connection: close`` when the
+        connection cannot be reused. Raises ``LocalProtocolError`` unless it is RESPONDING.
+        """
+        if self._state is not HttpServerState.RESPONDING:
+            raise LocalProtocolError(
+                f"cannot send a response while the connection is {self._state.name}"
+            )
+        # A client that half-closed after its last request reads this response and nothing more.
+        closing = self._eof and self._fed == self._mark
+        out = self._respond(status, headers, body, reason, close=closing)
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            self._method = ""
+            self._state = HttpServerState.IDLE
+        else:
+            self._state = HttpServerState.CLOSED
+        return out
+
+    def error_response(self, status: int, body: bytes = b"") -> bytes:
+        """Bytes of a final response with ``Connection: close`` (``body`` as plain text), or b"".
+
+        Meant for ERROR (answer with the error's ``status_hint``), refusals and idle timeouts.
+        """
+        if self._state is HttpServerState.CLOSED or self._h11.our_state not in {
+            h11.IDLE,
+            h11.SEND_RESPONSE,
+        }:
+            return b""  # a response already went out, or the connection broke while sending one
+        headers = (("Content-Type", "text/plain; charset=utf-8"),) if body else ()
+        out = self._respond(status, headers, body, None, close=True)
+        if self._state is not HttpServerState.ERROR:
+            self._state = HttpServerState.CLOSED
+        return out
+
+    def _check_usable(self) -> None:
+        if self._state is HttpServerState.ERROR:
+            raise LocalProtocolError("the connection failed earlier; close it")
+
+    def _next_request(self) -> HttpRequest | None:
+        try:
+            while True:
+                event = self._h11.next_event()
+                if isinstance(event, h11.Request):
+                    self._start_body(event)
+                elif isinstance(event, h11.Data):
+                    self._add_body(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return self._finish()
+                elif isinstance(event, h11.ConnectionClosed):
+                    self._state = HttpServerState.CLOSED  # the client closed between requests
+                    return None
+                else:
+                    # NEED_DATA; PAUSED cannot occur, as reading stops at the end of each request.
+                    return None
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:
+                where = "header block" if self._head is None else "chunk framing or trailers"
+                message = f"request {where} exceeds max_header_size ({self._max_header_size})"
+            else:
+                message = f"malformed HTTP request: {exc}"
+            raise self._reject(message, exc.error_status_hint) from exc
+
+    def _consumed(self) -> int:
+        return self._fed - len(self._h11.trailing_data[0])
+
+    def _start_body(self, head: h11.Request) -> None:
+        head_end = self._consumed()
+        size = head_end - self._mark
+        self._mark = head_end
+        self._head = head
+        self._method = head.method.decode("latin-1")
+        self._body = bytearray()
+        if size > self._max_header_size:
+            raise self._reject(
+                f"request header block of {size} bytes exceeds "
+                f"max_header_size ({self._max_header_size})",
+                431,
+            )
+        for name, value in head.headers:
+            if name == b"content-length" and int(value) > self._max_request_size:
+                raise self._reject(
+                    f"request declares a {int(value)}-byte body, over "
+                    f"max_request_size ({self._max_request_size})",
+                    413,
+                )
+
+    def _add_body(self, chunk: bytes) -> None:
+        self._body += chunk
+        if len(self._body) > self._max_request_size:
+            raise self._reject(
+                f"request body exceeds max_request_size ({self._max_request_size})", 413
+            )
+
+    def _finish(self) -> HttpRequest:
+        head = self._head
+        assert head is not None  # h11 always yields a Request before the end of its body
+        self._mark = self._consumed()
+        request = HttpRequest(
+            method=self._method,
+            path=head.target.decode("latin-1"),
+            headers=tuple(
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in head.headers.raw_items()
+            ),
+            body=bytes(self._body),
+        )
+        self._head = None
+        self._body = bytearray()
+        self._state = HttpServerState.RESPONDING
+        return request
+
+    def _respond(
+        self, status: int, headers: Headers, body: bytes, reason: str | None, *, close: bool
+    ) -> bytes:
+        if self._method == "CONNECT" and 200 <= status < 300:
+            raise LocalProtocolError("a 2xx answer to CONNECT would switch protocols")
+        if reason is None:
+            reason = _standard_reason(status)
+        elif not set(reason) <= _REASON_CHARS:
+            raise LocalProtocolError(f"invalid reason phrase {reason!r}")
+        bodiless_status = status in _NO_BODY_STATUSES
+        if bodiless_status and body:
+            raise LocalProtocolError(f"a {status} response cannot carry a body")
+        fields = list(headers)
+        framed = find_header(headers, "content-length") is not None
+        framed = framed or find_header(headers, "transfer-encoding") is not None
+        if not framed and not bodiless_status:
+            fields.append(("Content-Length", str(len(body))))
+        if close and "close" not in _tokens(headers, "connection"):
+            fields.append(("Connection", "close"))
+        try:
+            head = h11.Response(status_code=status, headers=fields, reason=reason)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise LocalProtocolError(f"invalid HTTP response: {exc}") from exc
+        # Nothing follows the head of a HEAD, 204 or 304 response (h11 frames those as empty).
+        sends_body = self._method != "HEAD" and not bodiless_status
+        if sends_body:
+            chunked = any(name == b"transfer-encoding" for name, _ in head.headers)
+            declared = [int(value) for name, value in head.headers if name == b"content-length"]
+            if declared and not chunked and declared[0] != len(body):
+                raise LocalProtocolError(
+                    f"Content-Length {declared[0]} does not match the {len(body)}-byte body"
+                )
+        try:
+            out = self._h11.send(head)
+            if sends_body and body:
+                out += self._h11.send(h11.Data(data=body))
+            out += self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            self._state = HttpServerState.ERROR
+            raise LocalProtocolError(f"could not send the response: {exc}") from exc
+        return out
+
+    def _reject(self, message: str, status_hint: int) -> RejectedRequest:
+        self._state = HttpServerState.ERROR
+        return RejectedRequest(message, status_hint)

@@ -7,8 +7,10 @@ out; reading turns floats back into Decimals through the same shortest form.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -39,6 +41,13 @@ def dumps(value: Any) -> bytes:
         raise LocalProtocolError(f"cannot encode as JSON: {exc}") from exc
 
 
+JSONDecodeError = orjson.JSONDecodeError
+"""What ``raw_loads`` raises for invalid JSON (a ValueError)."""
+
+raw_loads: Final[Callable[[bytes | bytearray | memoryview | str], Any]] = orjson.loads
+"""Decode JSON raising JSONDecodeError: for hot loops that word their own RemoteProtocolError."""
+
+
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Decode JSON; anything that is not valid JSON raises RemoteProtocolError."""
     try:
@@ -47,19 +56,32 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         raise RemoteProtocolError(f"invalid JSON: {exc}") from None
 
 
+# Prices sit on a tick grid and repeat endlessly in market data: remember recent conversions.
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_MAX: Final = 8192
+
+
 def to_decimal(value: Any) -> Decimal:
     """A JSON number (or numeric string) as an exact Decimal; ValueError for anything else."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, int | Decimal):
+    kind = type(value)
+    if kind is float:
+        cached = _DECIMALS.get(value)
+        if cached is not None:
+            return cached
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        result = Decimal(repr(value))
+        if len(_DECIMALS) >= _DECIMALS_MAX:
+            _DECIMALS.clear()
+        _DECIMALS[value] = result
+        return result
+    if kind is int or kind is Decimal:
         return Decimal(value)
     if isinstance(value, str):
         try:
-            result = Decimal(value.strip())
+            parsed = Decimal(value.strip())
         except ArithmeticError:
             raise ValueError(f"expected a number, got {value!r}") from None
-        if result.is_finite():
-            return result
+        if parsed.is_finite():
+            return parsed
     raise ValueError(f"expected a number, got {value!r}")

@@ -78,21 +78,41 @@ def wire_name(cls: type[Any], field: str) -> str:
     return _RENAMES.get(cls, {}).get(field) or camel(field)
 
 
+# Realtime entries of one message share their timestamp: remember recent parses.
+_TIMESTAMPS: dict[str, datetime] = {}
+_TIMESTAMPS_MAX: Final = 4096
+
+
 def parse_timestamp(value: Any) -> datetime:
     """An ISO-8601 timestamp (any number of fractional digits, ``Z`` or offset) as aware UTC."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise ValueError(f"expected a timestamp string, got {value!r}")
+    cached = _TIMESTAMPS.get(value)
+    if cached is not None:
+        return cached
+    try:
+        # The gateway's usual form parses as it is; only the rest needs cleaning up first.
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = datetime.fromisoformat(_normalized_timestamp(value))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    result = parsed.astimezone(UTC)
+    if len(_TIMESTAMPS) >= _TIMESTAMPS_MAX:
+        _TIMESTAMPS.clear()
+    _TIMESTAMPS[value] = result
+    return result
+
+
+def _normalized_timestamp(value: str) -> str:
     text = value.strip()
-    # 3.11's fromisoformat copes with 'Z' and 7 fractional digits, but not with more than 7.
+    # fromisoformat refuses blanks around the text, and some 3.11 releases a long fraction.
     if "." in text:
         head, _, tail = text.partition(".")
         digits = len(tail) - len(tail.lstrip("0123456789"))
         if digits > 6:
             text = f"{head}.{tail[:6]}{tail[digits:]}"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return text
 
 
 def format_timestamp(value: datetime) -> str:
@@ -102,20 +122,29 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _strict_int(value: Any, _: type[int]) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
+def read_int(value: Any) -> int:
+    """A JSON integer (a whole float within double precision is accepted); ValueError else."""
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[no-any-return]
+    if kind is float and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
         return int(value)
     raise ValueError(f"expected an integer, got {value!r}")
 
 
-def _strict_str(value: Any, _: type[str]) -> str:
+def read_str(value: Any) -> str:
+    """A JSON string; ValueError for anything else (null is never turned into "None")."""
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
     return value
+
+
+def _strict_int(value: Any, _: type[int]) -> int:
+    return read_int(value)
+
+
+def _strict_str(value: Any, _: type[str]) -> str:
+    return read_str(value)
 
 
 def _strict_bool(value: Any, _: type[bool]) -> bool:
