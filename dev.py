@@ -3,6 +3,7 @@
 
     python3 dev.py test     # install into .venv, then lint, type-check and run every test
     python3 dev.py run      # install into .venv, then run the main job
+    python3 dev.py sim      # install into .venv, then run the gateway simulator
     python3 dev.py bench    # install into .venv, then run the benchmarks
 
 Only Python >= 3.11 and git are needed: the virtual environment and every pinned dependency
@@ -77,13 +78,18 @@ def run(extra: list[str]) -> None:
     _run(PYTHON, ROOT / "examples" / "realtime_replay.py", *extra)
 
 
+def sim(extra: list[str]) -> None:
+    """The gateway simulator, in the foreground (Ctrl-C stops it)."""
+    _run(PYTHON, "-m", "tradeforge_anyio.sim", *extra)
+
+
 def bench(extra: list[str]) -> None:
     """Every benchmark in bench/, each printing its side-by-side table."""
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
         _run(PYTHON, script, *extra)
 
 
-JOBS = {"test": test, "run": run, "bench": bench}
+JOBS = {"test": test, "run": run, "sim": sim, "bench": bench}
 
 
 def main() -> None:

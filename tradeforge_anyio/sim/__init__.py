@@ -1,0 +1,1 @@
+"""The embedded gateway simulator: a paper exchange and its contract catalogue."""

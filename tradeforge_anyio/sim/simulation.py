@@ -1,0 +1,263 @@
+"""The whole simulated gateway as pure state: REST answers, hub sessions and what they receive.
+
+Time is passed in; nothing here touches a socket. The server module moves bytes; tests can drive
+a ``Simulation`` directly with a scripted clock and get the same event stream for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from tradeforge_proto.core.jsoncodec import dumps
+from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBucket
+from tradeforge_proto.limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
+from tradeforge_proto.providers.topstepx.wire import to_wire
+
+from .auth import DEFAULT_API_KEY, DEFAULT_USERNAME, TokenBook, bearer
+from .contracts import default_catalogue
+from .engine import Exchange, SimAccount, UserEvent, UserEventKind
+from .market import QuoteChange, SyntheticMarket, TradePrints
+from .rest import NO_BODY, ROUTES, BadRequest, now_utc, parse_body, plain, problem
+
+USER_HUB: Final = "user"
+MARKET_HUB: Final = "market"
+Push = str  # one encoded SignalR invocation record, RS included
+
+
+def default_accounts() -> tuple[SimAccount, ...]:
+    """Two practice accounts, as a funded trader would have."""
+    return (
+        SimAccount(id=20258288, name="PRAC-V2-150K-SIM-1", balance=Decimal("150000.00")),
+        SimAccount(id=20258289, name="PRAC-V2-50K-SIM-2", balance=Decimal("50000.00")),
+    )
+
+
+@attrs.frozen
+class SimConfig:
+    """What a simulation is made of; the defaults are documented in the README."""
+
+    seed: int = 7
+    rate: float = 20.0
+    username: str = DEFAULT_USERNAME
+    api_key: str = DEFAULT_API_KEY
+    token_lifetime: float = 24 * 3600.0
+    budgets: dict[RateBucket, RateBudget] = attrs.field(factory=lambda: dict(DEFAULT_BUDGETS))
+    accounts: tuple[SimAccount, ...] = attrs.field(factory=default_accounts)
+
+
+# hub method (lower case) -> (hub, channel, takes an argument)
+_METHODS: Final[dict[str, tuple[str, str, bool]]] = {
+    "subscribeaccounts": (USER_HUB, "accounts", False),
+    "subscribeorders": (USER_HUB, "orders", True),
+    "subscribepositions": (USER_HUB, "positions", True),
+    "subscribetrades": (USER_HUB, "trades", True),
+    "subscribecontractquotes": (MARKET_HUB, "quotes", True),
+    "subscribecontracttrades": (MARKET_HUB, "market_trades", True),
+    "subscribecontractmarketdepth": (MARKET_HUB, "depth", True),
+}
+_USER_CHANNEL: Final = {
+    UserEventKind.ACCOUNT: "accounts",
+    UserEventKind.ORDER: "orders",
+    UserEventKind.POSITION: "positions",
+    UserEventKind.TRADE: "trades",
+}
+
+
+@attrs.define
+class HubSession:
+    """One hub connection's subscriptions and the events waiting to be pushed to it."""
+
+    id: int
+    hub: str
+    username: str
+    subscriptions: set[tuple[str, Any]] = attrs.field(factory=set)
+    outbox: list[Push] = attrs.field(factory=list)
+
+    def take(self) -> str:
+        """The pushes queued so far as one SignalR payload (drained; empty when none)."""
+        pushes, self.outbox = self.outbox, []
+        return "".join(pushes)
+
+
+class Simulation:
+    """The simulated gateway: exchange, market, logins, limits and hub sessions."""
+
+    def __init__(self, config: SimConfig | None = None, *, now: float) -> None:
+        self.config = config or SimConfig()
+        catalogue = default_catalogue(now_utc(now))
+        self.exchange = Exchange(catalogue, self.config.accounts, now=now)
+        active = [spec for spec in catalogue if spec.contract.active]
+        self.market = SyntheticMarket(
+            [spec.contract for spec in active],
+            seed=self.config.seed,
+            base_prices={spec.contract.id: spec.base_price for spec in active},
+            rate=self.config.rate,
+        )
+        self.tokens = TokenBook(
+            secret=f"tradeforge-sim-{self.config.seed}".encode(),
+            lifetime=self.config.token_lifetime,
+        )
+        self._limiters: dict[str, RateLimiter] = {}
+        self._sessions: dict[int, HubSession] = {}
+        self._next_session = 1
+        self.market.advance(now)
+        for spec in active:
+            self._touch(spec.contract.id, now)
+        self.exchange.drain_events()
+
+    # --- REST ---
+
+    def credentials_match(self, username: str, api_key: str) -> bool:
+        """True for the configured username (case-insensitive) and API key."""
+        return username.lower() == self.config.username.lower() and api_key == self.config.api_key
+
+    def handle_rest(self, request: HttpRequest, now: float) -> HttpResponse:
+        """The gateway's answer to one REST request."""
+        path = request.path.partition("?")[0].lower()
+        if path == "/api/status/ping":
+            return plain(200, "pong")
+        route = ROUTES.get(path)
+        if route is None:
+            return plain(404)
+        if request.method.upper() != "POST":
+            return plain(405)
+        handler, needs_token, bucket = route
+        token = bearer(request.header("authorization"))
+        user = self.tokens.check(token, now)
+        if needs_token and user is None:
+            return plain(401)
+        limiter = self._limiters.setdefault(token or "", RateLimiter(self.config.budgets))
+        wait = limiter.delay(bucket, now)
+        if wait > 0:
+            return HttpResponse(
+                429, (("retry-after", str(max(1, math.ceil(wait)))),), b"Too Many Requests"
+            )
+        limiter.acquire(bucket, now)
+        try:
+            body = {} if path in NO_BODY else parse_body(request)
+            response = handler(self, body, user or "", now)
+        except BadRequest as exc:
+            return problem(400, exc.errors, "One or more validation errors occurred.")
+        if path == "/api/auth/logout" and token is not None:
+            self.tokens.revoke(token)
+        self.publish_user_events()
+        return response
+
+    # --- hubs ---
+
+    def open_hub(self, path: str, token: str | None, now: float) -> HubSession | int:
+        """A session for a hub upgrade request, or the HTTP status refusing it."""
+        hub = path.rstrip("/").rpartition("/")[2].lower()
+        if hub not in (USER_HUB, MARKET_HUB) or not path.lower().startswith("/hubs/"):
+            return 404
+        user = self.tokens.check(token, now)
+        if user is None:
+            return 401
+        session = HubSession(self._next_session, hub, user)
+        self._next_session += 1
+        self._sessions[session.id] = session
+        return session
+
+    def close_hub(self, session: HubSession) -> None:
+        """Forget a session: its subscriptions die with its connection."""
+        self._sessions.pop(session.id, None)
+
+    def invoke(
+        self, session: HubSession, target: str, arguments: tuple[Any, ...], now: float
+    ) -> str | None:
+        """Run a client invocation; the error text for its completion, or None on success."""
+        name = target.lower()
+        verb = "subscribe"
+        if name.startswith("unsubscribe"):
+            verb, name = "unsubscribe", "subscribe" + name[len("unsubscribe") :]
+        method = _METHODS.get(name)
+        if method is None or method[0] != session.hub:
+            return f"Method does not exist: {target}"
+        _, channel, takes_argument = method
+        if takes_argument:
+            if len(arguments) != 1:
+                return f"{target} takes one argument"
+            key = arguments[0]
+            valid = isinstance(key, str) if session.hub == MARKET_HUB else type(key) is int
+            if not valid:
+                return f"{target}: invalid argument {key!r}"
+            if session.hub == MARKET_HUB and self.exchange.contract(key) is None:
+                return f"{target}: unknown contract {key}"
+        else:
+            key = None
+        if verb == "unsubscribe":
+            session.subscriptions.discard((channel, key))
+            return None
+        session.subscriptions.add((channel, key))
+        if channel == "quotes":
+            session.outbox.append(push("GatewayQuote", key, self.market.quote_snapshot(key, now)))
+        elif channel == "depth":
+            session.outbox.append(push("GatewayDepth", key, self.market.depth_snapshot(key, now)))
+        return None
+
+    @property
+    def sessions(self) -> Iterator[HubSession]:
+        """Every open hub session."""
+        return iter(list(self._sessions.values()))
+
+    # --- time ---
+
+    def advance(self, now: float) -> None:
+        """Move the market to ``now``, fill what became marketable, queue every push."""
+        touched: set[str] = set()
+        for update in self.market.advance(now):
+            # Encoded once, shared by every subscribed session.
+            if isinstance(update, QuoteChange):
+                record = push("GatewayQuote", update.contract_id, update.data)
+                channel = "quotes"
+                touched.add(update.contract_id)
+            elif isinstance(update, TradePrints):
+                record = push("GatewayTrade", update.contract_id, update.prints)
+                channel = "market_trades"
+            else:  # DepthChange
+                record = push("GatewayDepth", update.contract_id, update.entries)
+                channel = "depth"
+            key = (channel, update.contract_id)
+            for session in self._sessions.values():
+                if key in session.subscriptions:
+                    session.outbox.append(record)
+        for contract_id in sorted(touched):
+            self._touch(contract_id, now)
+        self.publish_user_events()
+
+    def _touch(self, contract_id: str, now: float) -> None:
+        touch = self.market.touch(contract_id)
+        self.exchange.set_market(
+            contract_id,
+            bid=touch.bid,
+            bid_size=touch.bid_size,
+            ask=touch.ask,
+            ask_size=touch.ask_size,
+            last=touch.last,
+            now=now,
+        )
+
+    def publish_user_events(self) -> None:
+        """Queue the exchange's user events for the sessions subscribed to them."""
+        for event in self.exchange.drain_events():
+            self._publish(event)
+
+    def _publish(self, event: UserEvent) -> None:
+        channel = _USER_CHANNEL[event.kind]
+        key = (channel, None if event.kind is UserEventKind.ACCOUNT else event.account_id)
+        payload = {"action": event.action, "data": to_wire(event.entity, omit_none=True)}
+        record = push(event.kind.value, payload)
+        for session in self._sessions.values():
+            if session.hub == USER_HUB and key in session.subscriptions:
+                session.outbox.append(record)
+
+
+def push(target: str, *arguments: Any) -> Push:
+    """A fire-and-forget hub invocation, encoded as one SignalR record."""
+    record = {"type": 1, "target": target, "arguments": list(arguments)}
+    return dumps(record).decode() + "\x1e"
