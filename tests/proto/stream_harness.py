@@ -50,6 +50,7 @@ class HubServer:
         self.invocations: list[InvocationReceived] = []
         self.pings = 0
         self.completions: list[CompletionReceived] = []
+        self.acked: set[str] = set()  # invocation ids this server has completed
         self.closed = False
         self.refuse: dict[str, str] = {}  # target -> error for its completion
 
@@ -91,6 +92,7 @@ class HubServer:
     def ack(self, event: InvocationReceived) -> None:
         """Complete a client invocation (with the configured refusal, if any)."""
         assert event.invocation_id is not None
+        self.acked.add(event.invocation_id)
         error = self.refuse.get(event.target)
         if error is None:
             self.hub.complete(event.invocation_id, has_result=False)
