@@ -102,6 +102,7 @@ class StreamConfig:
     keepalive_interval: float = 15.0
     server_timeout: float = 30.0
     handshake_timeout: float = 15.0
+    ack_timeout: float = 15.0  # a (un)subscribe not acknowledged by then means a broken hub
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     healthy_after: float = 60.0
@@ -197,7 +198,8 @@ class StreamMachine:
         self._hub_conn: HubConnection | None = None
         self._socket_open = False
         self._subs: dict[Subscription, _Sub] = {}
-        self._pending: dict[str, tuple[Subscription, _Sub]] = {}
+        # invocation id -> (subscription, what it does, when it was sent)
+        self._pending: dict[str, tuple[Subscription, _Sub, float]] = {}
         self._resubscribing: set[Subscription] | None = None
         self._deadline_at: float | None = None  # handshake deadline or backoff end
         self._connected_at: float | None = None
@@ -362,7 +364,12 @@ class StreamMachine:
         if self._watching_staleness():
             assert config.stale_after is not None
             deadlines.append(self._last_data + config.stale_after)
+        if self._pending:
+            deadlines.append(self._oldest_pending() + config.ack_timeout)
         return min(deadlines)
+
+    def _oldest_pending(self) -> float:
+        return min(sent for _, _, sent in self._pending.values())
 
     def handle_timer(self, now: float) -> None:
         """Act on every deadline that has passed."""
@@ -380,6 +387,9 @@ class StreamMachine:
         config = self.config
         if now - self._last_received >= config.server_timeout:
             self._lost(now, f"no data from the server for {now - self._last_received:.1f}s")
+            return
+        if self._pending and now - self._oldest_pending() >= config.ack_timeout:
+            self._lost(now, f"a subscription was not acknowledged within {config.ack_timeout:g}s")
             return
         if self._watching_staleness():
             assert config.stale_after is not None
@@ -511,7 +521,7 @@ class StreamMachine:
         entry = self._pending.pop(event.invocation_id, None)
         if entry is None:
             return
-        sub, op = entry
+        sub, op, _ = entry
         if op is _Sub.SUBSCRIBING:
             if event.error is not None:
                 self._subs.pop(sub, None)
@@ -544,12 +554,12 @@ class StreamMachine:
         for sub in self._desired:
             if sub not in self._subs:
                 target, args = self.hub.subscribe_call(sub)
-                self._pending[hub_conn.invoke(target, *args)] = (sub, _Sub.SUBSCRIBING)
+                self._pending[hub_conn.invoke(target, *args)] = (sub, _Sub.SUBSCRIBING, now)
                 self._subs[sub] = _Sub.SUBSCRIBING
         for sub, status in list(self._subs.items()):
             if status is _Sub.ACTIVE and sub not in self._desired:
                 target, args = self.hub.unsubscribe_call(sub)
-                self._pending[hub_conn.invoke(target, *args)] = (sub, _Sub.UNSUBSCRIBING)
+                self._pending[hub_conn.invoke(target, *args)] = (sub, _Sub.UNSUBSCRIBING, now)
                 self._subs[sub] = _Sub.UNSUBSCRIBING
         if self._resubscribing is not None:
             # Subscriptions dropped meanwhile no longer hold the Resubscribed event back.

@@ -536,3 +536,18 @@ def test_websocket_pings_from_the_server_are_answered():
 def test_no_hub_for_a_subscription():
     with pytest.raises(LocalProtocolError, match="no hub serves"):
         hub_for([UserHub("https://h/hubs/user")], Subscription.quotes(ES))
+
+
+def test_unacknowledged_subscription_replaces_the_connection():
+    driver = started(market_driver(StreamConfig(ack_timeout=10.0, stale_after=None)))
+    driver.server.auto_ack = False
+    driver.machine.subscribe(Subscription.quotes(ES), driver.now)
+    driver.pump()
+    driver.events.clear()
+    driver.advance(9.0)
+    assert driver.take(Disconnected) == []
+    driver.advance(1.0)
+    (lost,) = driver.take(Disconnected)
+    assert "not acknowledged" in lost.reason
+    driver.advance(60.0)
+    assert driver.machine.active == (Subscription.quotes(ES),)

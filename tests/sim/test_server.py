@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import anyio
 import pytest
@@ -103,7 +103,8 @@ async def test_order_lifecycle_and_error_paths():
                 )
             )
         assert duplicate.value.code_name == "OrderRejected"
-        far = position.average_price - 100
+        ticks = (position.average_price / mes.tick_size).to_integral_value(rounding=ROUND_FLOOR)
+        far = ticks * mes.tick_size - 100
         resting = await rest.run(
             topstepx.place_order(
                 ACCOUNT, mes.id, OrderSide.BUY, OrderType.LIMIT, 1, limit_price=far
