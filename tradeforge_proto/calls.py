@@ -281,6 +281,24 @@ class Call(Generic[T]):
         else:
             self._fail(error)  # it never left: certainly not executed
 
+    def abandon(self, cause: BaseException, *, request_sent: bool, now: float) -> BaseException:
+        """The runtime gave up on the call (it was cancelled); the error describing the outcome.
+
+        A write whose request may have left is OrderUncertain; anything else is ``cause``.
+        """
+        self._observe(now)
+        flight = self._in_flight
+        self._in_flight = None
+        uncertain = (
+            flight is not None
+            and flight.kind is _Kind.OPERATION
+            and request_sent
+            and not self._operation.retryable
+        )
+        error = self._uncertain(flight, cause) if uncertain and flight else cause
+        self._fail(error)
+        return error
+
     # --- Internals --------------------------------------------------------------------------
 
     def _observe(self, now: float) -> None:

@@ -1038,3 +1038,39 @@ def test_concurrent_calls_share_session_and_limiter_safely(
     for _, request in sends:
         if request.path != LOGIN_PATH:
             assert (request.header("authorization") or "").startswith("Bearer ")
+
+
+class TestAbandon:
+    def test_cancelled_write_after_sending_is_uncertain(self) -> None:
+        call = make_core(obtained=T0).start(write_op(), T0)
+        step = call.next_step(T0)
+        assert isinstance(step, Send)
+        cause = KeyboardInterrupt()
+        error = call.abandon(cause, request_sent=True, now=T0 + 1)
+        assert isinstance(error, OrderUncertain)
+        assert error.custom_tag == "tf-1"
+        assert error.cause is cause
+        assert call.state is CallState.FAILED
+        assert call.next_step(T0 + 2) == Failed(error)
+
+    @pytest.mark.parametrize(("make", "sent"), [(write_op, False), (read_op, True)])
+    def test_other_abandons_keep_their_cause(
+        self, make: Callable[[], Operation[str]], sent: bool
+    ) -> None:
+        call = make_core(obtained=T0).start(make(), T0)
+        call.next_step(T0)
+        cause = TimeoutError("gave up")
+        assert call.abandon(cause, request_sent=sent, now=T0) is cause
+
+    def test_abandon_during_login_is_not_uncertain(self) -> None:
+        call = make_core(token=None).start(write_op(), T0)
+        step = call.next_step(T0)  # the login goes first
+        assert isinstance(step, Send)
+        assert step.request.path != PLACE_PATH
+        cause = TimeoutError("gave up")
+        assert call.abandon(cause, request_sent=True, now=T0) is cause
+
+    def test_abandon_before_any_send(self) -> None:
+        call = make_core(obtained=T0).start(write_op(), T0)
+        cause = TimeoutError("gave up")
+        assert call.abandon(cause, request_sent=False, now=T0) is cause

@@ -253,7 +253,14 @@ async def test_depth_snapshot_and_updates_rebuild_the_simulators_book():
             await hub.wait_for(lambda e: isinstance(e, DepthReceived))
             await anyio.sleep(0.5)  # updates flow on top of the snapshot
             sim.market_paused = True
-            await anyio.sleep(0.3)  # whatever was pushed arrives
+            # Whatever was pushed arrives: wait until nothing new came for a while.
+            settled, seen = 0, -1
+            with anyio.fail_after(10):
+                while settled < 3:
+                    await anyio.sleep(0.2)
+                    now_seen = len(hub.events)
+                    settled = settled + 1 if now_seen == seen else 0
+                    seen = now_seen
             tg.cancel_scope.cancel()
         depth = [e for e in hub.events if isinstance(e, DepthReceived)]
         assert len(depth) > 2
