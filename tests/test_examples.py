@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run(name: str) -> str:
+def run(name: str, *args: str) -> str:
+    # From an empty folder and without TS_* variables: no .env, so the simulator is used.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, check=True
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tempfile.gettempdir(),
+        env=env,
+        timeout=120,
     )
     return result.stdout
 
@@ -30,3 +40,34 @@ def test_realtime_replay():
     assert "trade  1 @ 6012.25 (BUY aggressor)" in out  # the record split across two messages
     assert "bar    14:30 6012.25-6012.25 V 4" in out
     assert "     6 6012.25  |  6012.5 23" in out
+
+
+def test_list_accounts():
+    out = run("list_accounts.py")
+    assert "environment: simulator" in out
+    assert "20258288  PRAC-V2-150K-SIM-1" in out
+
+
+def test_contract_bars():
+    out = run("contract_bars.py", "MES")
+    assert "MES -> CON.F.US.MES." in out
+    assert out.count(" O ") == 12
+
+
+def test_place_and_cancel():
+    out = run("place_and_cancel.py")
+    assert "status OPEN, tag tf-" in out
+    assert "after cancel: status CANCELLED" in out
+
+
+def test_stream_book():
+    out = run("stream_book.py", "2")
+    assert "connected to the market hub" in out
+    assert "top 5 levels:" in out
+
+
+def test_fill_bot():
+    out = run("fill_bot.py")
+    assert "bought 1 at market" in out
+    assert "P&L None" in out
+    assert "flat again: done" in out

@@ -2,4 +2,19 @@
 
 from tradeforge_sync.settings import load_settings
 
-__all__ = ["load_settings"]
+from .client import TradingClient
+from .net import ConnectionPool, ConnectTimeout, Origin, ReadTimeout, TransportError
+from .quickstart import connect
+from .stream import TradingStream
+
+__all__ = [
+    "ConnectTimeout",
+    "ConnectionPool",
+    "Origin",
+    "ReadTimeout",
+    "TradingClient",
+    "TradingStream",
+    "TransportError",
+    "connect",
+    "load_settings",
+]
