@@ -1,4 +1,4 @@
-"""One call to get a working client: TopStepX when credentials are configured, else the simulator."""
+"""One call to a working client: TopStepX when credentials are configured, else the simulator."""
 
 from __future__ import annotations
 
