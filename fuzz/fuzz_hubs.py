@@ -1,7 +1,7 @@
 """Fuzz harness: any SignalR payload reaching the TopStepX hubs decodes or raises our error.
 
-    python fuzz/fuzz_hubs.py [iterations]        # seeded mutation loop, no extra dependency
-    python fuzz/fuzz_hubs.py -atheris [args]     # coverage-guided, when atheris is installed
+    python -m fuzz.fuzz_hubs [iterations]        # seeded mutation loop, no extra dependency
+    python -m fuzz.fuzz_hubs -atheris [args]     # coverage-guided, when atheris is installed
 
 The input is fed as WebSocket text payloads to a client hub connection that completed its
 handshake; every invocation it yields goes through both hub decoders.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 
+from fuzz import driver
 from tradeforge_proto.core import TradeForgeError
 from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub
 from tradeforge_proto.signalr import HubConnection, HubRole, InvocationReceived
@@ -78,14 +78,8 @@ def run(iterations: int, seed: int = 0) -> int:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["-atheris"]:
-        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-        atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
-        atheris.Fuzz()
-    else:
-        count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-        print(f"{run(count)} inputs, no unexpected exception")
+    """Run this target from the command line (see the module docstring)."""
+    driver.main(one_input, run)
 
 
 if __name__ == "__main__":

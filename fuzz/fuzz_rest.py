@@ -1,7 +1,7 @@
 """Fuzz harness: any HTTP answer to any TopStepX operation parses or raises a TradeForge error.
 
-    python fuzz/fuzz_rest.py [iterations]        # seeded mutation loop, no extra dependency
-    python fuzz/fuzz_rest.py -atheris [args]     # coverage-guided, when atheris is installed
+    python -m fuzz.fuzz_rest [iterations]        # seeded mutation loop, no extra dependency
+    python -m fuzz.fuzz_rest -atheris [args]     # coverage-guided, when atheris is installed
 
 The input's first byte picks the endpoint, the next two the HTTP status, the rest is the body.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import random
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from fuzz import driver
 from tradeforge_proto.core import BarUnit, OrderQuery, OrderSide, OrderType, TradeForgeError
 from tradeforge_proto.core.operations import Operation
 from tradeforge_proto.providers import topstepx
@@ -100,14 +100,8 @@ def run(iterations: int, seed: int = 0) -> int:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["-atheris"]:
-        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-        atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
-        atheris.Fuzz()
-    else:
-        count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-        print(f"{run(count)} inputs, no unexpected exception")
+    """Run this target from the command line (see the module docstring)."""
+    driver.main(one_input, run)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Fuzz harness: any bytes fed to a SignalR hub connection, either role, give events or our errors.
 
-    python fuzz/fuzz_signalr.py [iterations]     # seeded mutation loop, no extra dependency
-    python fuzz/fuzz_signalr.py -atheris [args]  # coverage-guided, when atheris is installed
+    python -m fuzz.fuzz_signalr [iterations]     # seeded mutation loop, no extra dependency
+    python -m fuzz.fuzz_signalr -atheris [args]  # coverage-guided, when atheris is installed
 
 The input's first byte picks the role (bit 0), whether the handshake is already done (bit 1),
 whether payloads arrive as text or bytes (bit 2) and the payload size (the other bits); the rest
@@ -11,8 +11,8 @@ is cut into payloads and fed one by one. The connection answers what it is asked
 from __future__ import annotations
 
 import random
-import sys
 
+from fuzz import driver
 from tradeforge_proto.core import RemoteProtocolError
 from tradeforge_proto.signalr import (
     HandshakeReceived,
@@ -127,14 +127,8 @@ def run(iterations: int, seed: int = 0) -> int:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["-atheris"]:
-        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-        atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
-        atheris.Fuzz()
-    else:
-        count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-        print(f"{run(count)} inputs, no unexpected exception")
+    """Run this target from the command line (see the module docstring)."""
+    driver.main(one_input, run)
 
 
 if __name__ == "__main__":

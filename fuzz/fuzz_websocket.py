@@ -1,7 +1,7 @@
 """Fuzz harness: bytes fed to a WebSocket client or server give our events or RemoteProtocolError.
 
-    python fuzz/fuzz_websocket.py [iterations]        # seeded mutation loop, no extra dependency
-    python fuzz/fuzz_websocket.py -atheris [args]     # coverage-guided, when atheris is installed
+    python -m fuzz.fuzz_websocket [iterations]        # seeded mutation loop, no extra dependency
+    python -m fuzz.fuzz_websocket -atheris [args]     # coverage-guided, when atheris is installed
 
 The input's first byte sets the chunk size (1 to 256); the rest is fed, chunk by chunk and then
 EOF, to a client whose handshake is complete (as frames from its server), to a fresh server (as an
@@ -12,8 +12,8 @@ waiting for the answer to its upgrade request (as that answer).
 from __future__ import annotations
 
 import random
-import sys
 
+from fuzz import driver
 from tradeforge_proto.core.errors import RemoteProtocolError
 from tradeforge_proto.websocket import (
     Accepted,
@@ -146,14 +146,8 @@ def run(iterations: int, seed: int = 0) -> int:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["-atheris"]:
-        import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-        atheris.Setup([sys.argv[0], *sys.argv[2:]], one_input)
-        atheris.Fuzz()
-    else:
-        count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-        print(f"{run(count)} inputs, no unexpected exception")
+    """Run this target from the command line (see the module docstring)."""
+    driver.main(one_input, run)
 
 
 if __name__ == "__main__":
