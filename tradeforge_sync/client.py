@@ -1,0 +1,374 @@
+"""The blocking trading client: every generic operation over HTTP, for scripts and threads.
+
+All decisions (authentication, token refresh, rate limits, which errors may be retried, when an
+outcome is uncertain) are the core's ``RestCore``; this class only sends what it is told to,
+sleeps when it is told to, and translates an interruption (Ctrl-C) into the core's verdict.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from tradeforge_proto.calls import Done, Failed, RestCore, RetryPolicy, Send
+from tradeforge_proto.config import ProfileSettings
+from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
+from tradeforge_proto.core.errors import (
+    OrderUncertain,
+    ProviderError,
+    RemoteProtocolError,
+)
+from tradeforge_proto.core.models import (
+    Account,
+    AccountId,
+    Bar,
+    BarRequest,
+    Bracket,
+    Contract,
+    ContractId,
+    Fill,
+    Order,
+    OrderId,
+    OrderModification,
+    OrderPage,
+    OrderQuery,
+    OrderRequest,
+    Position,
+)
+from tradeforge_proto.core.operations import Operation, RateBucket
+from tradeforge_proto.core.secret import Secret
+from tradeforge_proto.limits import RateBudget, RateLimiter
+from tradeforge_proto.orders import find_by_tag, new_custom_tag, reconcile_window
+from tradeforge_proto.paging import BarPager
+from tradeforge_proto.providers.topstepx import TopStepX
+from tradeforge_proto.providers.topstepx.symbols import active_contract
+from tradeforge_proto.session import AuthNeed, TokenSession
+from tradeforge_sync.settings import load_settings
+
+from .net import ConnectionPool, Origin, SendProgress, TransportError
+
+if TYPE_CHECKING:
+    from .stream import TradingStream
+
+T = TypeVar("T")
+CONTRACT_CACHE_SECONDS = 3600.0
+
+
+class TradingClient:
+    """Accounts, contracts, bars, orders, positions and fills of one login, blocking.
+
+    ``with TradingClient.from_env() as client:`` reads TS_* settings (and ``.env``);
+    ``TradingClient(TopStepX(...))`` takes a provider directly. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        provider: TopStepX,
+        *,
+        max_connections: int = 4,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        retry: RetryPolicy | None = None,
+        budgets: Mapping[RateBucket, RateBudget] | None = None,
+        token_refresh_margin: float = 3600.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.provider = provider
+        self._rng = rng or random.Random()
+        limiter = RateLimiter(budgets) if budgets is not None else RateLimiter()
+        self._core = RestCore(
+            provider,
+            session=TokenSession(refresh_margin=token_refresh_margin),
+            limiter=limiter,
+            policy=retry or RetryPolicy(),
+            rng=self._rng,
+        )
+        self._pool = ConnectionPool(
+            Origin.from_url(provider.environment.api_url),
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            ssl_context=ssl_context,
+        )
+        self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
+        self._lock = threading.Lock()
+
+    # --- construction ---
+
+    @classmethod
+    def from_settings(cls, profile: ProfileSettings, **options: Any) -> Self:
+        """A client for a settings profile (its environment, credentials and opt-ins)."""
+        provider = TopStepX.from_settings(profile)
+        budgets = {
+            RateBucket.GENERAL: RateBudget(profile.rate_limit.limit, profile.rate_limit.window),
+            RateBucket.HISTORY: RateBudget(
+                profile.history_rate_limit.limit, profile.history_rate_limit.window
+            ),
+        }
+        options.setdefault("budgets", budgets)
+        options.setdefault("token_refresh_margin", profile.token_refresh_margin)
+        return cls(provider, **options)
+
+    @classmethod
+    def from_env(
+        cls, env_file: str | Path | None = ".env", *, profile: str | None = None, **options: Any
+    ) -> Self:
+        """A client configured from the environment and ``env_file`` (TS_USERNAME, ...)."""
+        return cls.from_settings(load_settings(env_file).profile(profile), **options)
+
+    @classmethod
+    def for_simulator(cls, api_url: str, username: str, api_key: str, **options: Any) -> Self:
+        """A client for the embedded simulator's URL and credentials."""
+        from tradeforge_proto.providers.topstepx import Environment
+
+        provider = TopStepX(
+            username=username,
+            api_key=Secret(api_key),
+            environment=Environment.local(api_url),
+            allow_brackets=True,
+            allow_trailing_stop=True,
+        )
+        return cls(provider, **options)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._pool.close()
+
+    @property
+    def token(self) -> Secret | None:
+        """The current bearer token, if logged in (streams reuse it)."""
+        return self._core.session.token
+
+    def fresh_token(self, *, force: bool = False) -> Secret:
+        """A valid token for the hubs; ``force`` logs in again (the last one was refused)."""
+        session = self._core.session
+        with self._lock:
+            current = session.token
+            if current is not None and not force and session.need(time.time()) is AuthNeed.NONE:
+                return current
+        token = self.execute(self.provider.login())
+        with self._lock:
+            session.token_obtained(token, time.time())
+        return token
+
+    @property
+    def token_expires_at(self) -> float | None:
+        """When the current token expires (UNIX seconds)."""
+        return self._core.session.expires_at
+
+    def stream(self, **options: Any) -> TradingStream:
+        """A realtime stream on both hubs sharing this client's login (``with`` it)."""
+        from .stream import TradingStream
+
+        return TradingStream(self, **options)
+
+    # --- the one way requests go out ---
+
+    def execute(self, operation: Operation[T]) -> T:
+        """Run one operation through the core: auth, limits, retries, then the answer."""
+        lock = self._lock
+        with lock:
+            call = self._core.start(operation, time.time())
+        while True:
+            with lock:
+                step = call.next_step(time.time())
+            if isinstance(step, Done):
+                return step.value
+            if isinstance(step, Failed):
+                raise step.error
+            if not isinstance(step, Send):
+                time.sleep(max(0.0, step.until - time.time()))
+                continue
+            progress = SendProgress()
+            try:
+                response = self._pool.send(step.request, progress=progress)
+            except TransportError as exc:
+                with lock:
+                    call.transport_failed(exc, request_sent=exc.request_sent, now=time.time())
+            except RemoteProtocolError as exc:
+                with lock:
+                    call.transport_failed(exc, request_sent=True, now=time.time())
+            except KeyboardInterrupt as exc:
+                with lock:
+                    verdict = call.abandon(exc, request_sent=progress.request_sent, now=time.time())
+                if isinstance(verdict, OrderUncertain):
+                    raise verdict from exc
+                raise
+            else:
+                with lock:
+                    call.response_received(response, time.time())
+
+    # --- accounts and contracts ---
+
+    def get_accounts(self, only_active: bool = True) -> list[Account]:
+        """The user's accounts."""
+        return self.execute(self.provider.search_accounts(only_active))
+
+    def search_contracts(self, text: str, *, live: bool = False) -> list[Contract]:
+        """Contracts matching a text."""
+        return self.execute(self.provider.search_contracts(text, live=live))
+
+    def get_contract(self, contract_id: ContractId) -> Contract:
+        """One contract by id."""
+        return self.execute(self.provider.get_contract(contract_id))
+
+    def get_available_contracts(self, *, live: bool = False) -> list[Contract]:
+        """The tradeable catalogue."""
+        return self.execute(self.provider.available_contracts(live=live))
+
+    def resolve_contract(self, symbol: str, *, live: bool = False) -> Contract:
+        """The current active contract for "MES", "ES", "NQ"..., cached for an hour."""
+        key = (symbol.strip().upper(), live)
+        cached = self._contracts.get(key)
+        if cached is not None and time.monotonic() - cached[1] < CONTRACT_CACHE_SECONDS:
+            return cached[0]
+        contract = active_contract(self.get_available_contracts(live=live), symbol)
+        if contract is None:
+            raise ProviderError(
+                f"no active contract for {symbol!r}",
+                endpoint="Contract/available",
+                status=200,
+            )
+        self._contracts[key] = (contract, time.monotonic())
+        return contract
+
+    # --- history ---
+
+    def get_bars(
+        self,
+        contract_id: ContractId,
+        unit: BarUnit,
+        unit_number: int,
+        *,
+        start: datetime,
+        end: datetime,
+        limit: int | None = None,
+        include_partial_bar: bool = False,
+        live: bool = False,
+    ) -> list[Bar]:
+        """Bars in [start, end], oldest first; pages past the 20,000-bar cap of one answer."""
+        request = BarRequest(
+            contract_id=contract_id,
+            unit=unit,
+            unit_number=unit_number,
+            start=start,
+            end=end,
+            live=live,
+            include_partial_bar=include_partial_bar,
+        )
+        pager = BarPager(request, limit=limit)
+        while (page := pager.next_request()) is not None:
+            pager.add(self.execute(self.provider.retrieve_bars(page)))
+        return pager.bars
+
+    # --- orders ---
+
+    def place_order(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        type: OrderType,
+        size: int = 1,
+        *,
+        limit_price: Any = None,
+        stop_price: Any = None,
+        trail_price: Any = None,
+        custom_tag: str | None = None,
+        stop_loss: Bracket | None = None,
+        take_profit: Bracket | None = None,
+    ) -> OrderId:
+        """Place an order; it always carries a customTag so an uncertain outcome can be found."""
+        request = OrderRequest(
+            account_id=account_id,
+            contract_id=contract_id,
+            side=side,
+            type=type,
+            size=size,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            trail_price=trail_price,
+            custom_tag=custom_tag or new_custom_tag(self._rng, time.time()),
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+        )
+        return self.execute(self.provider.place_order(request))
+
+    def modify_order(self, change: OrderModification) -> None:
+        """Change a working order."""
+        self.execute(self.provider.modify_order(change))
+
+    def cancel_order(self, account_id: AccountId, order_id: OrderId) -> None:
+        """Cancel a working order."""
+        self.execute(self.provider.cancel_order(account_id, order_id))
+
+    def search_orders(
+        self, account_id: AccountId, start: datetime, end: datetime | None = None
+    ) -> list[Order]:
+        """Orders created in a time window."""
+        return self.execute(self.provider.search_orders(account_id, start, end))
+
+    def get_open_orders(self, account_id: AccountId) -> list[Order]:
+        """Working orders."""
+        return self.execute(self.provider.search_open_orders(account_id))
+
+    def get_order(self, account_id: AccountId, order_id: OrderId) -> Order:
+        """One order by id."""
+        return self.execute(self.provider.get_order(account_id, order_id))
+
+    def query_orders(self, query: OrderQuery) -> OrderPage:
+        """A filtered, paged order search."""
+        return self.execute(self.provider.query_orders(query))
+
+    def reconcile(self, uncertain: OrderUncertain) -> Order | None:
+        """The order an uncertain placement created, found by its customTag (None: not placed)."""
+        start, end = reconcile_window(uncertain, time.time())
+        orders = self.search_orders(uncertain.account_id, start, end)
+        return find_by_tag(orders, uncertain.custom_tag)
+
+    # --- positions and fills ---
+
+    def get_open_positions(self, account_id: AccountId) -> list[Position]:
+        """Open positions."""
+        return self.execute(self.provider.search_open_positions(account_id))
+
+    def close_position(self, account_id: AccountId, contract_id: ContractId) -> None:
+        """Flatten a position at market."""
+        self.execute(self.provider.close_position(account_id, contract_id))
+
+    def partial_close_position(
+        self, account_id: AccountId, contract_id: ContractId, size: int
+    ) -> None:
+        """Reduce a position at market."""
+        self.execute(self.provider.partial_close_position(account_id, contract_id, size))
+
+    def search_trades(
+        self, account_id: AccountId, start: datetime, end: datetime | None = None
+    ) -> list[Fill]:
+        """Fills in a time window."""
+        return self.execute(self.provider.search_trades(account_id, start, end))
+
+
+def utc_now() -> datetime:
+    """The current time as an aware datetime."""
+    return datetime.now(UTC)
