@@ -243,3 +243,14 @@ def test_error_messages_carry_the_providers_words():
     assert "t-1" in str(uncertain)
     assert "reset" in str(uncertain)
     assert uncertain.sent_at == T0
+
+
+def test_decimal_cache_stays_bounded_and_refuses_non_finite_floats():
+    from tradeforge_proto.core import jsoncodec
+
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite"):
+            to_decimal(bad)
+    for i in range(jsoncodec._DECIMALS_MAX + 10):
+        assert to_decimal(i + 0.5) == Decimal(i) + Decimal("0.5")
+    assert len(jsoncodec._DECIMALS) <= jsoncodec._DECIMALS_MAX
