@@ -180,6 +180,7 @@ class TradingStream(RealTimeStream):
         self._books: dict[ContractId, OrderBook] | None = {} if books else None
         self.ssl_context = ssl_context or default_ssl_context()
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._closing = False
         self._closed = False
         self.callback_errors = 0
         self.overflowed = 0
@@ -208,9 +209,9 @@ class TradingStream(RealTimeStream):
 
     async def aclose(self) -> None:
         """Stop both hubs: close frames sent, sockets closed, drivers ended."""
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
         for driver in self._drivers.values():
             if driver.machine.state is not StreamState.STOPPED:
                 driver.machine.stop(time.time())
@@ -221,6 +222,8 @@ class TradingStream(RealTimeStream):
                     driver.socket = None
                 self._deliver(driver.machine.events())
                 driver.poke()
+        # Readers stop only once every hub's last events (StreamStopped) are queued.
+        self._closed = True
         self._readable.set()
 
     def _start(self, driver: _HubDriver) -> None:
@@ -234,7 +237,7 @@ class TradingStream(RealTimeStream):
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Want one subscription; sent now if connected, else on (re)connection."""
-        if self._closed:
+        if self._closing:
             raise LocalProtocolError("the stream is closed")
         driver = self._drivers[hub_for(self._hubs, subscription).name]
         driver.machine.subscribe(subscription, time.time())
