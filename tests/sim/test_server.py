@@ -251,7 +251,8 @@ async def test_depth_snapshot_and_updates_rebuild_the_simulators_book():
         async with anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
             await hub.wait_for(lambda e: isinstance(e, DepthReceived))
-            await anyio.sleep(0.5)  # updates flow on top of the snapshot
+            # Updates flow on top of the snapshot.
+            await hub.wait_for(lambda _: count(hub, DepthReceived) >= 5, timeout=15)
             sim.market_paused = True
             # Whatever was pushed arrives: wait until nothing new came for a while.
             settled, seen = 0, -1
