@@ -124,7 +124,7 @@ async def test_order_lifecycle_and_error_paths():
         fills = await rest.run(
             topstepx.search_trades(ACCOUNT, datetime.now(UTC) - timedelta(hours=1))
         )
-        assert len(fills) == 3
+        assert sum(fill.size for fill in fills) == 4  # a market order may fill at several prices
         assert fills[-1].profit_and_loss is not None
         with pytest.raises(ProviderError) as unknown:
             await rest.run(
