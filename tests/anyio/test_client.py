@@ -156,3 +156,17 @@ async def test_cancelled_placement_is_uncertain_and_reconcile_finds_it():
         assert found is not None
         assert found.custom_tag == "cx-1"
         assert found.status is OrderStatus.FILLED
+
+
+async def test_connection_lost_during_placement_is_uncertain_and_reconcile_finds_it():
+    async with SimServer() as sim, client_for(sim) as client:
+        mes = await client.resolve_contract("MES")
+        sim.faults.rest_drops = 1  # the order is placed, the answer is lost with the connection
+        with pytest.raises(OrderUncertain) as uncertain:
+            await client.place_order(ACCOUNT, mes.id, OrderSide.BUY, OrderType.MARKET, 1)
+        found = await client.reconcile(uncertain.value)
+        assert found is not None
+        assert found.status is OrderStatus.FILLED
+        assert len(await client.get_open_positions(ACCOUNT)) == 1  # placed once, never twice
+        sim.faults.rest_drops = 1  # a read whose answer is lost is simply asked again
+        assert await client.get_accounts()

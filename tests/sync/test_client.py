@@ -226,3 +226,17 @@ def test_an_interrupted_read_stays_an_interrupt() -> None:
             client.get_accounts()
         sim.faults.rest_delay = 0.0
         assert client.get_accounts()
+
+
+def test_connection_lost_during_placement_is_uncertain_and_reconcile_finds_it() -> None:
+    with running_sim() as sim, client_for(sim) as client:
+        mes = client.resolve_contract("MES")
+        sim.faults.rest_drops = 1  # the order is placed, the answer is lost with the connection
+        with pytest.raises(OrderUncertain) as uncertain:
+            client.place_order(ACCOUNT, mes.id, OrderSide.BUY, OrderType.MARKET, 1)
+        found = client.reconcile(uncertain.value)
+        assert found is not None
+        assert found.status is OrderStatus.FILLED
+        assert len(client.get_open_positions(ACCOUNT)) == 1  # placed once, never twice
+        sim.faults.rest_drops = 1  # a read whose answer is lost is simply asked again
+        assert client.get_accounts()

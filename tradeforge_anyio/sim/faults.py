@@ -23,6 +23,7 @@ class Faults:
     malformed_frames: int = 0  # the next N pushes are replaced by a malformed record
     rest_statuses: list[int] = attrs.field(factory=list)  # statuses for the next REST answers
     rest_delay: float = 0.0  # seconds before each REST answer
+    rest_drops: int = 0  # the next N REST requests are carried out, then the socket is closed
     silent: bool = False  # hubs send nothing (no data, no pings) but keep their sockets open
     rng: random.Random = attrs.field(factory=lambda: random.Random(0), repr=False)
 
@@ -36,6 +37,13 @@ class Faults:
     def take_rest_status(self) -> int | None:
         """The status to answer the next REST request with instead of serving it, if any."""
         return self.rest_statuses.pop(0) if self.rest_statuses else None
+
+    def take_rest_drop(self) -> bool:
+        """True when this REST request must be served but its answer lost."""
+        if self.rest_drops > 0:
+            self.rest_drops -= 1
+            return True
+        return False
 
     def take_malformed(self) -> bool:
         """True when the next hub push must be malformed."""

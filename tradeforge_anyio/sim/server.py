@@ -191,6 +191,9 @@ class SimServer:
         current: HttpRequest | None = request
         while current is not None:
             response = await self._answer(current)
+            if self.faults.take_rest_drop():
+                self.wake()
+                return  # carried out, but the answer never leaves: the client cannot know
             await stream.send(http.send_response(response.status, response.headers, response.body))
             self.wake()
             if _closed(http):
