@@ -3,7 +3,10 @@
 Generic models, enums, errors and operations live in :mod:`tradeforge_proto.core`; providers in
 :mod:`tradeforge_proto.providers`; HTTP/1.1 in :mod:`tradeforge_proto.http`; token and rate-limit
 state in :mod:`tradeforge_proto.session` and :mod:`tradeforge_proto.limits`; the request driver
-shared by every runtime in :mod:`tradeforge_proto.calls`.
+shared by every runtime in :mod:`tradeforge_proto.calls`. Realtime: WebSocket in
+:mod:`tradeforge_proto.websocket`, SignalR in :mod:`tradeforge_proto.signalr`, the reconnecting
+stream machine in :mod:`tradeforge_proto.stream` and its bounded event queue in
+:mod:`tradeforge_proto.queue`.
 """
 
 from .calls import Authenticator, Call, CallState, Done, Failed, RestCore, RetryPolicy, Send, Sleep
@@ -87,9 +90,21 @@ from .core import (
     ValidationFailed,
     bar_start,
 )
-from .http import HttpClientConnection, HttpClientState
+from .http import HttpClientConnection, HttpClientState, HttpServerConnection, HttpServerState
 from .limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
+from .orders import find_by_tag, new_custom_tag
+from .paging import BarPager
+from .queue import EventQueue, QueueOverflow, merge_depth
 from .session import AuthNeed, TokenSession, TokenState
+from .stream import (
+    CloseConnection,
+    FetchToken,
+    HubSpec,
+    OpenConnection,
+    StreamConfig,
+    StreamMachine,
+    StreamState,
+)
 
 __version__ = "0.1.0"
 
@@ -103,6 +118,7 @@ __all__ = [
     "Authenticator",
     "Bar",
     "BarAggregator",
+    "BarPager",
     "BarRequest",
     "BarUnit",
     "BookSnapshot",
@@ -110,6 +126,7 @@ __all__ = [
     "Call",
     "CallState",
     "Channel",
+    "CloseConnection",
     "ConfigurationError",
     "Connected",
     "Contract",
@@ -121,20 +138,26 @@ __all__ = [
     "Disconnected",
     "Done",
     "EventDropped",
+    "EventQueue",
     "Failed",
     "FeatureDisabled",
     "FeedStale",
+    "FetchToken",
     "Fill",
     "FillReceived",
     "HttpClientConnection",
     "HttpClientState",
     "HttpRequest",
     "HttpResponse",
+    "HttpServerConnection",
+    "HttpServerState",
+    "HubSpec",
     "Level",
     "LifecycleEvent",
     "LocalProtocolError",
     "MarketTrade",
     "MarketTradeReceived",
+    "OpenConnection",
     "OpenIntEnum",
     "Operation",
     "Order",
@@ -158,6 +181,7 @@ __all__ = [
     "ProtocolError",
     "Provider",
     "ProviderError",
+    "QueueOverflow",
     "Quote",
     "QuoteUpdated",
     "RateBucket",
@@ -179,7 +203,10 @@ __all__ = [
     "Settings",
     "Sleep",
     "SortDirection",
+    "StreamConfig",
     "StreamEvent",
+    "StreamMachine",
+    "StreamState",
     "StreamStopped",
     "Subscribed",
     "Subscription",
@@ -192,4 +219,7 @@ __all__ = [
     "ValidationFailed",
     "__version__",
     "bar_start",
+    "find_by_tag",
+    "merge_depth",
+    "new_custom_tag",
 ]
