@@ -1,0 +1,364 @@
+"""The REST web service against the embedded simulator, through an in-process ASGI transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from tradeforge_anyio.client import TradingClient
+from tradeforge_anyio.net import TransportError
+from tradeforge_anyio.service import create_app
+from tradeforge_anyio.service.errors import error_response
+from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_anyio.sim.engine import SimAccount
+from tradeforge_anyio.sim.server import SimServer
+from tradeforge_anyio.sim.simulation import SimConfig
+from tradeforge_proto.core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    FeatureDisabled,
+    RemoteProtocolError,
+    ServerError,
+    TradeForgeError,
+    ValidationFailed,
+)
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = 20258288
+TOKEN = "s3rvice-token"
+
+
+@asynccontextmanager
+async def serving(
+    *,
+    read_only: bool = False,
+    api_key: str = DEFAULT_API_KEY,
+    token: str = TOKEN,
+    config: SimConfig | None = None,
+) -> AsyncIterator[tuple[SimServer, httpx.AsyncClient]]:
+    async with SimServer(config) as sim:
+
+        def factory() -> TradingClient:
+            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, api_key)
+
+        app = create_app(factory, token=TOKEN, read_only=read_only)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://service",
+                headers={"Authorization": f"Bearer {token}"},
+            ) as http,
+        ):
+            yield sim, http
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json() if response.content else None
+
+
+async def mes_id(http: httpx.AsyncClient) -> str:
+    return str(ok(await http.get("/contracts/by-symbol/MES"))["id"])
+
+
+async def test_reads():
+    async with serving() as (_, http):
+        assert ok(await http.get("/health")) == {
+            "provider": "topstepx",
+            "environment": "simulator",
+            "simulator": True,
+            "read_only": False,
+        }
+        accounts = ok(await http.get("/accounts"))["accounts"]
+        assert [a["id"] for a in accounts] == [20258288, 20258289]
+        assert isinstance(accounts[0]["balance"], str)
+        assert ok(await http.get("/accounts", params={"only_active": "false"}))["accounts"]
+        mes = ok(await http.get("/contracts/by-symbol/mes"))
+        assert mes["symbol_id"] == "F.US.MES"
+        assert Decimal(mes["tick_size"]) == Decimal("0.25")
+        assert ok(await http.get(f"/contracts/{mes['id']}")) == mes
+        assert mes in ok(await http.get("/contracts/available"))["contracts"]
+        found = ok(await http.get("/contracts", params={"search": "MES", "live": "false"}))
+        assert any(c["id"] == mes["id"] for c in found["contracts"])
+        missing = await http.get("/contracts/by-symbol/NOPE")
+        assert missing.status_code == 404
+        end = datetime.now(UTC).replace(microsecond=0)
+        params = {
+            "contract_id": mes["id"],
+            "unit": "HOUR",
+            "unit_number": 1,
+            "start": (end - timedelta(hours=5)).isoformat(),
+            "end": end.isoformat(),
+            "limit": 3,
+            "include_partial_bar": "true",
+        }
+        bars = ok(await http.get("/bars", params=params))["bars"]
+        assert len(bars) == 3
+        assert Decimal(bars[0]["low"]) <= Decimal(bars[0]["high"])
+        naive = {**params, "start": (end - timedelta(hours=5)).replace(tzinfo=None).isoformat()}
+        assert (await http.get("/bars", params=naive)).status_code == 422
+        since = (end - timedelta(hours=1)).isoformat()
+        account = {"account_id": ACCOUNT}
+        assert ok(await http.get("/orders/open", params=account)) == {"orders": []}
+        assert ok(await http.get("/positions", params=account)) == {"positions": []}
+        assert ok(await http.get("/trades", params={**account, "start": since})) == {"trades": []}
+        assert ok(await http.get("/orders", params={**account, "start": since})) == {"orders": []}
+
+
+async def test_order_lifecycle():
+    async with serving() as (_, http):
+        mes = await mes_id(http)
+        market = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
+        order_id = ok(await http.post("/orders", json={**market, "size": 2}), 201)["order_id"]
+        order = ok(await http.get(f"/orders/{order_id}", params={"account_id": ACCOUNT}))
+        assert order["status"] == "FILLED"
+        assert order["side"] == "BUY"
+        assert order["type"] == "MARKET"
+        assert order["custom_tag"].startswith("tf-")
+        (position,) = ok(await http.get("/positions", params={"account_id": ACCOUNT}))["positions"]
+        assert position["side"] == "LONG"
+        assert position["size"] == 2
+        price = int(Decimal(position["average_price"])) - 50
+        limit = {
+            **market,
+            "type": "LIMIT",
+            "limit_price": str(price),
+            "custom_tag": "svc-1",
+        }
+        resting = ok(await http.post("/orders", json=limit), 201)["order_id"]
+        change = {"account_id": ACCOUNT, "limit_price": price - 1}
+        assert ok(await http.patch(f"/orders/{resting}", json=change), 204) is None
+        got = ok(await http.get(f"/orders/{resting}", params={"account_id": ACCOUNT}))
+        assert Decimal(got["limit_price"]) == price - 1
+        assert got["custom_tag"] == "svc-1"
+        working = ok(await http.get("/orders/open", params={"account_id": ACCOUNT}))["orders"]
+        assert [o["id"] for o in working] == [resting]
+        ok(await http.delete(f"/orders/{resting}", params={"account_id": ACCOUNT}), 204)
+        reduce = {"account_id": ACCOUNT, "contract_id": mes, "size": 1}
+        ok(await http.post("/positions/partial-close", json=reduce), 204)
+        flatten = {"account_id": ACCOUNT, "contract_id": mes}
+        ok(await http.post("/positions/close", json=flatten), 204)
+        assert ok(await http.get("/positions", params={"account_id": ACCOUNT})) == {"positions": []}
+        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        window: dict[str, str | int] = {"account_id": ACCOUNT, "start": since}
+        assert len(ok(await http.get("/orders", params=window))["orders"]) == 4
+        fills = ok(await http.get("/trades", params=window))["trades"]
+        assert sum(f["size"] for f in fills) == 4
+        assert all(isinstance(f["price"], str) for f in fills)
+
+
+async def test_bracketed_order():
+    oco = SimAccount(id=ACCOUNT, name="OCO", balance=Decimal(50_000), auto_oco_brackets=True)
+    async with serving(config=SimConfig(accounts=(oco,))) as (_, http):
+        mes = await mes_id(http)
+        order = {
+            "account_id": ACCOUNT,
+            "contract_id": mes,
+            "side": "SELL",
+            "type": "MARKET",
+            "stop_loss": {"ticks": 8, "type": "STOP"},
+            "take_profit": {"ticks": -8, "type": "LIMIT"},
+        }
+        order_id = ok(await http.post("/orders", json=order), 201)["order_id"]
+        legs = ok(await http.get("/orders/open", params={"account_id": ACCOUNT}))["orders"]
+        assert {leg["type"] for leg in legs} == {"STOP", "LIMIT"}
+        assert all(leg["parent_order_id"] == order_id for leg in legs)
+        wrong_way = {**order, "stop_loss": {"ticks": -8, "type": "STOP"}}
+        assert (await http.post("/orders", json=wrong_way)).status_code == 422
+
+
+async def test_missing_or_wrong_token_is_refused():
+    async with serving(token="wrong") as (_, http):
+        for response in (
+            await http.get("/health"),
+            await http.get("/health", headers={"Authorization": ""}),
+            await http.get("/openapi.json"),
+            await http.post("/orders", json={}),
+        ):
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert "wrong" not in response.text
+    async with serving() as (_, http):
+        http.headers.pop("Authorization")
+        assert (await http.get("/accounts")).status_code == 401
+        basic = await http.get("/accounts", headers={"Authorization": f"Basic {TOKEN}"})
+        assert basic.status_code == 401
+        document = await http.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok(document)["paths"]["/orders"]["post"]
+
+
+async def test_read_only_hides_every_change():
+    async with serving(read_only=True) as (_, http):
+        assert ok(await http.get("/health"))["read_only"] is True
+        mes = await mes_id(http)
+        order = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
+        position = {"account_id": ACCOUNT, "contract_id": mes}
+        for response in (
+            await http.post("/orders", json=order),
+            await http.patch("/orders/1", json={"account_id": ACCOUNT, "size": 2}),
+            await http.delete("/orders/1", params={"account_id": ACCOUNT}),
+            await http.post("/positions/close", json=position),
+            await http.post("/positions/partial-close", json={**position, "size": 1}),
+        ):
+            assert response.status_code == 404, response.text
+        assert ok(await http.get("/orders/open", params={"account_id": ACCOUNT})) == {"orders": []}
+        doc = ok(await http.get("/openapi.json"))
+        assert "post" not in doc["paths"]["/orders"]
+        assert "/positions/close" not in doc["paths"]
+
+
+async def test_rejections_and_invalid_orders():
+    async with serving() as (_, http):
+        mes = await mes_id(http)
+        order = {
+            "account_id": ACCOUNT,
+            "contract_id": mes,
+            "side": "BUY",
+            "type": "MARKET",
+            "custom_tag": "twice",
+        }
+        ok(await http.post("/orders", json=order), 201)
+        rejected = ok(await http.post("/orders", json=order), 409)
+        assert rejected["provider_code_name"] == "OrderRejected"
+        assert isinstance(rejected["provider_code"], int)
+        assert "twice" in rejected["message"]
+        local = ok(await http.post("/orders", json={**order, "type": "LIMIT"}), 422)
+        assert "limit_price" in local["detail"][0]["msg"]
+        assert (await http.post("/orders", json={**order, "side": "UP"})).status_code == 422
+        nothing = await http.patch("/orders/5", json={"account_id": ACCOUNT})
+        assert nothing.status_code == 422
+
+
+async def test_lost_answer_to_a_placement_is_uncertain():
+    async with serving() as (sim, http):
+        mes = await mes_id(http)
+        sim.faults.rest_drops = 1
+        order = {
+            "account_id": ACCOUNT,
+            "contract_id": mes,
+            "side": "SELL",
+            "type": "MARKET",
+            "custom_tag": "lost-1",
+        }
+        uncertain = ok(await http.post("/orders", json=order), 503)
+        assert uncertain["status"] == "uncertain"
+        assert uncertain["custom_tag"] == "lost-1"
+        assert uncertain["account_id"] == ACCOUNT
+        assert uncertain["contract_id"] == mes
+        assert datetime.fromisoformat(uncertain["sent_at"]) <= datetime.now(UTC)
+        since = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+        window: dict[str, str | int] = {"account_id": ACCOUNT, "start": since}
+        (placed,) = ok(await http.get("/orders", params=window))["orders"]
+        assert placed["custom_tag"] == "lost-1"
+
+
+async def test_rate_limited_placement_is_not_retried():
+    async with serving() as (sim, http):
+        mes = await mes_id(http)
+        sim.faults.rest_statuses.append(429)
+        order = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
+        limited = await http.post("/orders", json=order)
+        assert limited.status_code == 429
+        assert limited.headers["Retry-After"] == "1"
+        assert ok(await http.get("/positions", params={"account_id": ACCOUNT})) == {"positions": []}
+
+
+async def test_refused_upstream_login_is_a_bad_gateway():
+    async with serving(api_key="not-the-key") as (_, http):
+        refused = ok(await http.get("/accounts"), 502)
+        assert refused["provider_code_name"] == "InvalidCredentials"
+        assert "not-the-key" not in str(refused)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (FeatureDisabled("trailing stops are off"), 403),
+        (AuthenticationError("no", endpoint="Auth/loginKey", status=401), 502),
+        (ServerError(None, endpoint="Order/place", status=503), 502),
+        (TransportError("connect timed out", request_sent=False), 502),
+        (RemoteProtocolError("garbled"), 502),
+        (ConfigurationError("no username"), 500),
+    ],
+)
+async def test_error_statuses(error: TradeForgeError, status: int):
+    assert error_response(error).status_code == status
+
+
+async def test_provider_validation_lists_fields():
+    failed = ValidationFailed(
+        "bad", endpoint="Order/place", status=400, errors={"size": ("must be positive",)}
+    )
+    response = error_response(failed)
+    assert response.status_code == 422
+    assert b'"loc":["body","size"]' in response.body
+    empty = error_response(ValidationFailed("bad", endpoint="x", status=400, errors={}))
+    assert b'"msg":"bad"' in empty.body
+
+
+async def test_cors_preflight_needs_no_token():
+    async with SimServer() as sim:
+
+        def factory() -> TradingClient:
+            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
+
+        app = create_app(factory, token=TOKEN, cors_origins=["https://desk.example"])
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://service") as http,
+        ):
+            preflight = await http.options(
+                "/orders",
+                headers={
+                    "Origin": "https://desk.example",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
+            assert preflight.status_code == 200
+            assert preflight.headers["access-control-allow-origin"] == "https://desk.example"
+            assert (await http.get("/health")).status_code == 401
+
+
+def test_empty_token_is_refused():
+    with pytest.raises(ValueError, match="token"):
+        create_app(lambda: TradingClient.for_simulator("http://x", "u", "k"), token="")
+
+
+def _is_named_ref(schema: dict[str, Any]) -> bool:
+    return set(schema) == {"$ref"}
+
+
+async def test_openapi_document_is_fully_typed():
+    async with serving() as (_, http):
+        document = ok(await http.get("/openapi.json"))
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    assert len(operations) == 17
+    for operation in operations:
+        body = operation.get("requestBody")
+        if body is not None:
+            assert _is_named_ref(body["content"]["application/json"]["schema"])
+        for code, response in operation["responses"].items():
+            content = response.get("content")
+            if content is None:
+                assert code == "204"
+                continue
+            assert _is_named_ref(content["application/json"]["schema"]), (operation, code)
+    builtin = {"HTTPValidationError", "ValidationError"}
+    for name, schema in document["components"]["schemas"].items():
+        if name in builtin:
+            continue
+        assert schema["type"] == "object"
+        for field, spec in schema["properties"].items():
+            typed = "type" in spec or "$ref" in spec or "anyOf" in spec or "const" in spec
+            assert typed, (name, field)
+            assert spec.get("type") != "object", (name, field)
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

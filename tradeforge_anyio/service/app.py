@@ -1,0 +1,320 @@
+"""The REST web service over one ``TradingClient``: ``create_app(factory, token=...)``.
+
+Every route needs ``Authorization: Bearer <token>``. Prices are decimal strings in responses and a
+decimal string or number in requests; enumerations are member names ("BUY", "LIMIT").
+"""
+
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
+from tradeforge_proto.core.errors import TradeForgeError
+from tradeforge_proto.core.models import Bracket, OrderModification
+from tradeforge_proto.providers.topstepx.symbols import active_contract
+
+from ..client import TradingClient
+from .errors import ERROR_RESPONSES, UNCERTAIN_RESPONSE, handle_library_error
+from .schemas import (
+    AccountList,
+    AccountOut,
+    BarList,
+    BarOut,
+    BracketIn,
+    ClosePositionIn,
+    ContractList,
+    ContractOut,
+    ErrorOut,
+    Health,
+    ModifyOrderIn,
+    OrderList,
+    OrderOut,
+    OrderPlaced,
+    PartialCloseIn,
+    PlaceOrderIn,
+    PositionList,
+    PositionOut,
+    RequestableUnit,
+    TradeList,
+    TradeOut,
+)
+
+ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "No such product"}
+}
+
+AccountQuery = Annotated[int, Query(description="Account id")]
+Start = Annotated[AwareDatetime, Query(description="Window start (timezone-aware ISO 8601)")]
+End = Annotated[AwareDatetime | None, Query(description="Window end; omitted: now")]
+
+
+class _Runtime:
+    """The client the lifespan opened, shared by every request."""
+
+    def __init__(self) -> None:
+        self.client: TradingClient | None = None
+
+    def current(self) -> TradingClient:
+        if self.client is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is not running")
+        return self.client
+
+
+def _bracket(leg: BracketIn | None) -> Bracket | None:
+    return None if leg is None else Bracket(ticks=leg.ticks, type=OrderType[leg.type])
+
+
+def _bearer_check(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
+    expected = token.encode()
+    scheme = HTTPBearer(auto_error=False, description="The service token")
+
+    def check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if credentials is None or not secrets.compare_digest(given, expected):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check
+
+
+def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
+    router = APIRouter(responses=ERROR_RESPONSES)
+    Client = Annotated[TradingClient, Depends(runtime.current)]
+
+    @router.get("/health", tags=["service"])
+    async def health(client: Client) -> Health:
+        """The provider and environment this service trades on."""
+        environment = client.provider.environment
+        return Health(
+            provider=client.provider.name,
+            environment=environment.name,
+            simulator=environment.simulator,
+            read_only=read_only,
+        )
+
+    @router.get("/accounts", tags=["accounts"])
+    async def accounts(client: Client, only_active: bool = True) -> AccountList:
+        """The user's accounts."""
+        found = await client.get_accounts(only_active)
+        return AccountList(accounts=[AccountOut.model_validate(a) for a in found])
+
+    @router.get("/contracts", tags=["contracts"])
+    async def search_contracts(
+        client: Client, search: Annotated[str, Query(min_length=1)], live: bool = False
+    ) -> ContractList:
+        """Contracts matching a text."""
+        found = await client.search_contracts(search, live=live)
+        return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
+
+    @router.get("/contracts/available", tags=["contracts"])
+    async def available_contracts(client: Client, live: bool = False) -> ContractList:
+        """The tradeable catalogue."""
+        found = await client.get_available_contracts(live=live)
+        return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
+
+    @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"], responses=NOT_FOUND)
+    async def contract_by_symbol(client: Client, symbol: str, live: bool = False) -> ContractOut:
+        """The current active contract of a product ("MES", "ES", "NQ"...)."""
+        contract = active_contract(await client.get_available_contracts(live=live), symbol)
+        if contract is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active contract for {symbol!r}")
+        return ContractOut.model_validate(contract)
+
+    @router.get("/contracts/{contract_id}", tags=["contracts"])
+    async def contract(client: Client, contract_id: str) -> ContractOut:
+        """One contract by id."""
+        return ContractOut.model_validate(await client.get_contract(contract_id))
+
+    @router.get("/bars", tags=["history"])
+    async def bars(
+        client: Client,
+        *,
+        contract_id: str,
+        unit: RequestableUnit,
+        start: Start,
+        end: Annotated[AwareDatetime, Query(description="Window end (timezone-aware)")],
+        unit_number: Annotated[int, Query(gt=0)] = 1,
+        limit: Annotated[int | None, Query(gt=0, description="At most this many, newest")] = None,
+        include_partial_bar: bool = False,
+        live: bool = False,
+    ) -> BarList:
+        """Bars in [start, end], oldest first."""
+        found = await client.get_bars(
+            contract_id,
+            BarUnit[unit],
+            unit_number,
+            start=start,
+            end=end,
+            limit=limit,
+            include_partial_bar=include_partial_bar,
+            live=live,
+        )
+        return BarList(bars=[BarOut.model_validate(b) for b in found])
+
+    @router.get("/orders", tags=["orders"])
+    async def search_orders(
+        client: Client, account_id: AccountQuery, start: Start, end: End = None
+    ) -> OrderList:
+        """Orders created in a time window."""
+        found = await client.search_orders(account_id, start, end)
+        return OrderList(orders=[OrderOut.model_validate(o) for o in found])
+
+    @router.get("/orders/open", tags=["orders"])
+    async def open_orders(client: Client, account_id: AccountQuery) -> OrderList:
+        """Working orders."""
+        found = await client.get_open_orders(account_id)
+        return OrderList(orders=[OrderOut.model_validate(o) for o in found])
+
+    @router.get("/orders/{order_id}", tags=["orders"])
+    async def order(client: Client, order_id: int, account_id: AccountQuery) -> OrderOut:
+        """One order by id."""
+        return OrderOut.model_validate(await client.get_order(account_id, order_id))
+
+    @router.get("/positions", tags=["positions"])
+    async def positions(client: Client, account_id: AccountQuery) -> PositionList:
+        """Open positions."""
+        found = await client.get_open_positions(account_id)
+        return PositionList(positions=[PositionOut.model_validate(p) for p in found])
+
+    @router.get("/trades", tags=["trades"])
+    async def trades(
+        client: Client, account_id: AccountQuery, start: Start, end: End = None
+    ) -> TradeList:
+        """Fills in a time window."""
+        found = await client.search_trades(account_id, start, end)
+        return TradeList(trades=[TradeOut.model_validate(f) for f in found])
+
+    return router
+
+
+def _write_routes(runtime: _Runtime) -> APIRouter:
+    router = APIRouter(responses={**ERROR_RESPONSES, **UNCERTAIN_RESPONSE})
+    Client = Annotated[TradingClient, Depends(runtime.current)]
+    done = status.HTTP_204_NO_CONTENT
+
+    @router.post("/orders", tags=["orders"], status_code=status.HTTP_201_CREATED)
+    async def place_order(client: Client, body: PlaceOrderIn) -> OrderPlaced:
+        """Place an order; an uncertain outcome (503) carries the customTag to look it up by."""
+        order_id = await client.place_order(
+            body.account_id,
+            body.contract_id,
+            OrderSide[body.side],
+            OrderType[body.type],
+            body.size,
+            limit_price=body.limit_price,
+            stop_price=body.stop_price,
+            trail_price=body.trail_price,
+            custom_tag=body.custom_tag,
+            stop_loss=_bracket(body.stop_loss),
+            take_profit=_bracket(body.take_profit),
+        )
+        return OrderPlaced(order_id=order_id)
+
+    @router.patch("/orders/{order_id}", tags=["orders"], status_code=done)
+    async def modify_order(client: Client, order_id: int, body: ModifyOrderIn) -> None:
+        """Change a working order's size or prices."""
+        await client.modify_order(
+            OrderModification(
+                account_id=body.account_id,
+                order_id=order_id,
+                size=body.size,
+                limit_price=body.limit_price,
+                stop_price=body.stop_price,
+                trail_price=body.trail_price,
+            )
+        )
+
+    @router.delete("/orders/{order_id}", tags=["orders"], status_code=done)
+    async def cancel_order(client: Client, order_id: int, account_id: AccountQuery) -> None:
+        """Cancel a working order."""
+        await client.cancel_order(account_id, order_id)
+
+    @router.post("/positions/close", tags=["positions"], status_code=done)
+    async def close_position(client: Client, body: ClosePositionIn) -> None:
+        """Flatten a position at market."""
+        await client.close_position(body.account_id, body.contract_id)
+
+    @router.post("/positions/partial-close", tags=["positions"], status_code=done)
+    async def partial_close(client: Client, body: PartialCloseIn) -> None:
+        """Reduce a position at market."""
+        await client.partial_close_position(body.account_id, body.contract_id, body.size)
+
+    return router
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": "Not Found"}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+def create_app(
+    client_factory: ClientFactory,
+    *,
+    token: str,
+    read_only: bool = False,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """The service; ``client_factory()`` is entered for the app's lifetime.
+
+    ``read_only`` leaves out every route that changes orders or positions (they answer 404).
+    """
+    if not token:
+        raise ValueError("the service token must not be empty")
+    runtime = _Runtime()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with client_factory() as client:
+            runtime.client = client
+            try:
+                yield
+            finally:
+                runtime.client = None
+
+    app = FastAPI(
+        title="TradeForge",
+        description=__doc__,
+        lifespan=lifespan,
+        dependencies=[Depends(_bearer_check(token))],
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_exception_handler(TradeForgeError, handle_library_error)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After"],
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    app.include_router(_read_routes(runtime, read_only))
+    if read_only:
+        # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
+        app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _not_found)
+    else:
+        app.include_router(_write_routes(runtime))
+    return app
+
+
+__all__ = ["ClientFactory", "create_app"]

@@ -1,0 +1,99 @@
+"""How library errors become HTTP answers: never a 500 for what the provider or network did."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tradeforge_proto.core.errors import (
+    AuthenticationError,
+    FeatureDisabled,
+    LocalProtocolError,
+    OrderRejected,
+    OrderUncertain,
+    ProviderError,
+    RateLimited,
+    RemoteProtocolError,
+    ServerError,
+    TradeForgeError,
+    ValidationFailed,
+)
+
+from ..net import TransportError
+from .schemas import ErrorOut, ProviderErrorOut, UncertainOut
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def _provider_body(exc: ProviderError) -> ProviderErrorOut:
+    order_id = exc.order_id if isinstance(exc, OrderRejected) else None
+    return ProviderErrorOut(
+        provider_code=exc.code,
+        provider_code_name=exc.code_name,
+        message=exc.message,
+        order_id=order_id,
+    )
+
+
+def _validation_detail(exc: ValidationFailed) -> list[dict[str, Any]]:
+    if not exc.errors:
+        return [{"loc": ["body"], "msg": exc.message or str(exc), "type": "provider_validation"}]
+    return [
+        {"loc": ["body", field], "msg": " ".join(messages), "type": "provider_validation"}
+        for field, messages in sorted(exc.errors.items())
+    ]
+
+
+def error_response(exc: TradeForgeError) -> JSONResponse:
+    """The answer for one library error."""
+    if isinstance(exc, OrderUncertain):
+        uncertain = UncertainOut(
+            account_id=exc.account_id,
+            custom_tag=exc.custom_tag,
+            contract_id=exc.contract_id,
+            sent_at=exc.sent_at,
+        )
+        return _json(503, uncertain)
+    if isinstance(exc, ValidationFailed):
+        return _json(422, {"detail": _validation_detail(exc)})
+    if isinstance(exc, LocalProtocolError):
+        return _json(422, {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
+    if isinstance(exc, FeatureDisabled):
+        return _json(403, ErrorOut(detail=str(exc)))
+    if isinstance(exc, RateLimited):
+        wait = max(1, math.ceil(exc.retry_after)) if exc.retry_after is not None else 1
+        return _json(429, _provider_body(exc), {"Retry-After": str(wait)})
+    if isinstance(exc, AuthenticationError | ServerError):
+        return _json(502, _provider_body(exc))
+    if isinstance(exc, ProviderError):
+        return _json(409, _provider_body(exc))
+    if isinstance(exc, TransportError | RemoteProtocolError):
+        failure = ProviderErrorOut(provider_code=None, provider_code_name=None, message=str(exc))
+        return _json(502, failure)
+    return _json(500, ErrorOut(detail="internal error"))
+
+
+async def handle_library_error(request: Request, exc: Exception) -> Response:
+    """Exception handler for every ``TradeForgeError``."""
+    if not isinstance(exc, TradeForgeError):
+        raise exc
+    return error_response(exc)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorOut, "description": "Feature disabled for this provider"},
+    409: {"model": ProviderErrorOut, "description": "The provider refused the request"},
+    429: {"model": ProviderErrorOut, "description": "Rate limited; see Retry-After"},
+    502: {"model": ProviderErrorOut, "description": "The provider failed or refused our login"},
+}
+UNCERTAIN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    503: {"model": UncertainOut, "description": "Sent, outcome unknown: reconcile by custom_tag"},
+}
