@@ -2,7 +2,7 @@
 """Set up the development environment and run the project's jobs.
 
     python3 dev.py test     # install into .venv, then lint, type-check and run every test
-    python3 dev.py run      # install into .venv, then run the main job
+    python3 dev.py run      # install into .venv, then run the service (tradeforge serve)
     python3 dev.py sim      # install into .venv, then run the gateway simulator
     python3 dev.py bench    # install into .venv, then run the benchmarks
 
@@ -73,9 +73,8 @@ def test(extra: list[str]) -> None:
 
 
 def run(extra: list[str]) -> None:
-    """The main job: the core on canned REST answers and on recorded realtime frames."""
-    _run(PYTHON, ROOT / "examples" / "core_walkthrough.py", *extra)
-    _run(PYTHON, ROOT / "examples" / "realtime_replay.py", *extra)
+    """The main job: the web service, on the embedded simulator unless .env has credentials."""
+    _run(PYTHON, "-m", "tradeforge_anyio.cli", "serve", *extra)
 
 
 def sim(extra: list[str]) -> None:

@@ -1,11 +1,14 @@
-"""The ``tradeforge`` command: ``tradeforge sim`` runs the embedded gateway simulator."""
+"""The ``tradeforge`` command: ``serve`` runs the web service, ``sim`` the gateway simulator."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import ssl
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 import anyio
 
@@ -28,6 +31,21 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     sim.add_argument("--keyfile", help="private key of --certfile (PEM)")
     sim.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    serve = commands.add_parser(
+        "serve",
+        help="run the web service: TopStepX with credentials in .env, else the embedded simulator",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--token",
+        help="bearer token clients must send (default TRADEFORGE_SERVICE_TOKEN, else new)",
+    )
+    serve.add_argument("--read-only", action="store_true", help="no order or position changes")
+    serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
+    serve.add_argument("--env-file", default=".env", help="settings file (default .env)")
+    serve.add_argument("--profile", help="settings profile (default TS)")
+    serve.add_argument("--sim-port", type=int, default=0, help="port of the embedded simulator")
     return parser
 
 
@@ -65,13 +83,66 @@ async def _run_sim(args: argparse.Namespace) -> None:
         await anyio.sleep_forever()
 
 
+async def _run_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from tradeforge_sync.settings import load_settings
+
+    from .client import TradingClient
+    from .service import create_app
+
+    profile = load_settings(args.env_file).profile(args.profile)
+    token = args.token or os.environ.get("TRADEFORGE_SERVICE_TOKEN") or secrets.token_urlsafe(24)
+    async with AsyncExitStack() as stack:
+        if profile.has_credentials and not profile.uses_simulator:
+            backend = f"TopStepX ({profile.environment}) as {profile.username}"
+
+            def factory() -> TradingClient:
+                return TradingClient.from_settings(profile)
+
+        else:
+            sim = await stack.enter_async_context(SimServer(port=args.sim_port))
+            accounts = ", ".join(str(a.id) for a in sim.config.accounts)
+            backend = f"the embedded simulator at {sim.api_url} (accounts {accounts})"
+
+            def factory() -> TradingClient:
+                return TradingClient.for_simulator(
+                    sim.api_url, sim.config.username, sim.config.api_key
+                )
+
+        app = create_app(
+            factory, token=token, read_only=args.read_only, cors_origins=args.cors_origin
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+        )
+        base = f"http://{args.host}:{args.port}"
+        print(
+            "\n".join(
+                [
+                    "TradeForge service",
+                    f"  API docs   {base}/docs   (Authorize with the token below)",
+                    f"  token      {token}",
+                    f"  backend    {backend}",
+                    f"  mode       {'read-only' if args.read_only else 'trading enabled'}",
+                    "Ctrl-C stops it.",
+                ]
+            ),
+            flush=True,
+        )
+        await server.serve()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``tradeforge`` command."""
     args = _parser().parse_args(argv)
-    if args.rate <= 0:
-        sys.exit("--rate must be positive")
     try:
-        anyio.run(_run_sim, args, backend=args.backend)
+        if args.command == "sim":
+            if args.rate <= 0:
+                sys.exit("--rate must be positive")
+            anyio.run(_run_sim, args, backend=args.backend)
+        else:
+            anyio.run(_run_serve, args)
     except KeyboardInterrupt:
         print("stopped", flush=True)
 

@@ -285,15 +285,9 @@ def create_app(
             finally:
                 runtime.client = None
 
-    app = FastAPI(
-        title="TradeForge",
-        description=__doc__,
-        lifespan=lifespan,
-        dependencies=[Depends(_bearer_check(token))],
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+    # The API needs the token; the interactive console (/docs) and the document it reads do not:
+    # they hold no data, and the console's Authorize button then sends the token with each call.
+    app = FastAPI(title="TradeForge", description=__doc__, lifespan=lifespan, redoc_url=None)
     app.add_exception_handler(TradeForgeError, handle_library_error)
     if cors_origins:
         app.add_middleware(
@@ -304,16 +298,13 @@ def create_app(
             expose_headers=["Retry-After"],
         )
 
-    @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    app.include_router(_read_routes(runtime, read_only))
+    guard = [Depends(_bearer_check(token))]
+    app.include_router(_read_routes(runtime, read_only), dependencies=guard)
     if read_only:
         # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
         app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _not_found)
     else:
-        app.include_router(_write_routes(runtime))
+        app.include_router(_write_routes(runtime), dependencies=guard)
     return app
 
 
