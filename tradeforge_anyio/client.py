@@ -11,7 +11,7 @@ import random
 import ssl
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -358,8 +358,3 @@ class TradingClient(TradingPlatformAPI):
     ) -> list[Fill]:
         """Fills in a time window."""
         return await self.execute(self.provider.search_trades(account_id, start, end))
-
-
-def utc_now() -> datetime:
-    """The current time as an aware datetime."""
-    return datetime.now(UTC)

@@ -14,7 +14,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import anyio.abc
@@ -24,7 +24,7 @@ from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.core.events import DepthReceived, StreamEvent
 from tradeforge_proto.core.interfaces import RealTimeStream
 from tradeforge_proto.core.models import AccountId, ContractId
-from tradeforge_proto.core.subscriptions import Channel, Subscription
+from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import hubs_for
 from tradeforge_proto.queue import EventQueue, QueueOverflow
 from tradeforge_proto.stream import (
@@ -357,13 +357,3 @@ class TradingStream(RealTimeStream):
                 return
             self._readable = anyio.Event()
             await self._readable.wait()
-
-    @staticmethod
-    def market_channels() -> tuple[Channel, ...]:
-        """The market-data channels."""
-        return (Channel.QUOTES, Channel.TRADES, Channel.DEPTH)
-
-
-def stream_for(client: TradingClient, **options: Any) -> TradingStream:
-    """A stream sharing ``client``'s login."""
-    return TradingStream(client, **options)

@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -367,8 +367,3 @@ class TradingClient:
     ) -> list[Fill]:
         """Fills in a time window."""
         return self.execute(self.provider.search_trades(account_id, start, end))
-
-
-def utc_now() -> datetime:
-    """The current time as an aware datetime."""
-    return datetime.now(UTC)

@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final, Self
 
 from tradeforge_proto.core.book import OrderBook
 from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.core.events import DepthReceived, StreamEvent
 from tradeforge_proto.core.models import AccountId, ContractId
-from tradeforge_proto.core.subscriptions import Channel, Subscription
+from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import hubs_for
 from tradeforge_proto.queue import EventQueue, QueueOverflow
 from tradeforge_proto.stream import (
@@ -468,13 +468,3 @@ class TradingStream:
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self.events()
-
-    @staticmethod
-    def market_channels() -> tuple[Channel, ...]:
-        """The market-data channels."""
-        return (Channel.QUOTES, Channel.TRADES, Channel.DEPTH)
-
-
-def stream_for(client: TradingClient, **options: Any) -> TradingStream:
-    """A stream sharing ``client``'s login."""
-    return TradingStream(client, **options)
