@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -24,6 +25,7 @@ from tradeforge_proto.providers.topstepx.symbols import active_contract
 
 from ..client import TradingClient
 from .errors import ERROR_RESPONSES, UNCERTAIN_RESPONSE, handle_library_error
+from .fanout import Fanout
 from .schemas import (
     AccountList,
     AccountOut,
@@ -47,6 +49,7 @@ from .schemas import (
     TradeList,
     TradeOut,
 )
+from .ws import stream_router
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
 NOT_FOUND: dict[int | str, dict[str, object]] = {
@@ -63,6 +66,7 @@ class _Runtime:
 
     def __init__(self) -> None:
         self.client: TradingClient | None = None
+        self.fanout: Fanout | None = None
 
     def current(self) -> TradingClient:
         if self.client is None:
@@ -267,23 +271,29 @@ def create_app(
     token: str,
     read_only: bool = False,
     cors_origins: Sequence[str] = (),
+    client_queue_size: int = 1000,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
     ``read_only`` leaves out every route that changes orders or positions (they answer 404).
+    ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``.
     """
     if not token:
         raise ValueError("the service token must not be empty")
     runtime = _Runtime()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with client_factory() as client:
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        async with client_factory() as client, anyio.create_task_group() as group:
             runtime.client = client
+            fanout = Fanout(client, group, client_queue_size=client_queue_size)
+            runtime.fanout = application.state.fanout = fanout
             try:
                 yield
             finally:
                 runtime.client = None
+                runtime.fanout = None
+                await fanout.aclose()
 
     # The API needs the token; the interactive console (/docs) and the document it reads do not:
     # they hold no data, and the console's Authorize button then sends the token with each call.
@@ -299,6 +309,7 @@ def create_app(
         )
 
     guard = [Depends(_bearer_check(token))]
+    app.include_router(stream_router(lambda: runtime.fanout, token))
     app.include_router(_read_routes(runtime, read_only), dependencies=guard)
     if read_only:
         # A removed write route is absent, not merely disallowed: 404 even where a read shares it.

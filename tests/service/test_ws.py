@@ -1,0 +1,276 @@
+"""The ``/ws/stream`` WebSocket against the embedded simulator, served by uvicorn on a real port."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tradeforge_anyio.client import TradingClient
+from tradeforge_anyio.service import create_app
+from tradeforge_anyio.service.fanout import Fanout
+from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_anyio.sim.server import SimServer
+from tradeforge_anyio.sim.simulation import SimConfig
+from tradeforge_proto.core.subscriptions import Subscription
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = 20258288
+TOKEN = "ws-s3rvice-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class Service:
+    def __init__(self, sim: SimServer, fanout: Fanout, url: str, http: httpx.AsyncClient) -> None:
+        self.sim = sim
+        self.fanout = fanout
+        self.url = url
+        self.http = http
+
+    def connect(self, *, token: str | None = TOKEN, query: bool = False, **options: Any) -> Any:
+        if token is None:
+            return connect(self.url, **options)
+        if query:
+            return connect(f"{self.url}?token={token}", **options)
+        return connect(self.url, additional_headers={"Authorization": f"Bearer {token}"}, **options)
+
+    async def mes(self) -> str:
+        response = await self.http.get("/contracts/by-symbol/MES")
+        assert response.status_code == 200, response.text
+        return str(response.json()["id"])
+
+    def market_sessions(self) -> list[Any]:
+        return [s for s in self.sim.simulation.sessions if s.hub == "market"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(
+    *, client_queue_size: int = 1000, config: SimConfig | None = None
+) -> AsyncIterator[Service]:
+    async with SimServer(config) as sim:
+
+        def factory() -> TradingClient:
+            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
+
+        app = create_app(factory, token=TOKEN, client_queue_size=client_queue_size)
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(server.serve)
+            with anyio.fail_after(10):
+                while not server.started:
+                    await anyio.sleep(0.02)
+            try:
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", headers=AUTH
+                ) as http:
+                    yield Service(sim, app.state.fanout, f"ws://127.0.0.1:{port}/ws/stream", http)
+            finally:
+                server.should_exit = True
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    with anyio.fail_after(10):
+        message = json.loads(await ws.recv())
+    assert isinstance(message, dict)
+    return message
+
+
+async def send(ws: ClientConnection, message: object) -> None:
+    await ws.send(message if isinstance(message, str) else json.dumps(message))
+
+
+async def until(
+    ws: ClientConnection, wanted: set[str], where: Callable[[dict[str, Any]], bool] = bool
+) -> dict[str, dict[str, Any]]:
+    """Read until one message of each wanted event type (matching ``where``) arrived."""
+    seen: dict[str, dict[str, Any]] = {}
+    while not wanted <= seen.keys():
+        message = await receive(ws)
+        if message["event_type"] in wanted and where(message):
+            seen.setdefault(message["event_type"], message)
+    return seen
+
+
+async def ack(ws: ClientConnection) -> dict[str, Any]:
+    """The next acknowledgement, skipping stream events that may come first."""
+    while True:
+        message = await receive(ws)
+        assert message["event_type"] != "ERROR", message
+        if message["event_type"] == "SUBSCRIBED_ACK":
+            return message
+
+
+async def read_until_closed(ws: ClientConnection) -> None:
+    with anyio.fail_after(10):
+        while True:
+            await ws.recv()
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    with anyio.fail_after(10):
+        while not check():
+            await anyio.sleep(0.05)
+
+
+def market(contract_id: str, *types: str) -> dict[str, Any]:
+    return {"provider_contract_ids": [contract_id], "data_types": list(types)}
+
+
+async def test_quotes_and_depth() -> None:
+    async with serving() as service:
+        mes = await service.mes()
+        async with service.connect() as ws:
+            await send(ws, {"action": "subscribe", "market_data": market(mes, "QUOTE", "DEPTH")})
+            first = await receive(ws)
+            assert first["event_type"] == "SUBSCRIBED_ACK"
+            assert first["data"]["market_data"] == {mes: ["DEPTH", "QUOTE"]}
+            seen = await until(ws, {"QUOTE", "DEPTH"})
+            quote = seen["QUOTE"]["data"]
+            assert quote["contract_id"] == mes
+            assert isinstance(quote["best_bid"], str | None)
+            assert seen["DEPTH"]["data"]["contract_id"] == mes
+            assert seen["DEPTH"]["data"]["updates"]
+
+
+async def test_clients_share_one_upstream_subscription() -> None:
+    async with serving() as service:
+        mes = await service.mes()
+        quotes = Subscription.quotes(mes)
+        request = {"action": "subscribe", "market_data": market(mes, "QUOTE")}
+        async with service.connect() as one, service.connect(query=True) as two:
+            await send(one, request)
+            await ack(one)
+            await send(two, request)
+            await ack(two)
+            await until(one, {"QUOTE"})
+            await until(two, {"QUOTE"})
+            stream = service.fanout.stream
+            assert stream is not None
+            assert stream.subscriptions.count(quotes) == 1
+            assert service.fanout.holders(quotes) == 2
+            sessions = service.market_sessions()
+            assert len(sessions) == 1
+            assert ("quotes", mes) in sessions[0].subscriptions
+
+            await send(one, {"action": "unsubscribe", "market_data": market(mes, "QUOTE")})
+            assert (await ack(one))["data"]["market_data"] == {}
+            assert service.fanout.holders(quotes) == 1
+            assert quotes in stream.subscriptions
+            await until(two, {"QUOTE"})
+        # Both gone: released upstream and at the gateway.
+        await eventually(lambda: service.fanout.holders(quotes) == 0)
+        await eventually(lambda: quotes not in stream.subscriptions)
+        await eventually(
+            lambda: all(("quotes", mes) not in s.subscriptions for s in service.market_sessions())
+        )
+        assert not service.fanout.clients
+
+
+async def test_user_events() -> None:
+    async with serving() as service:
+        mes = await service.mes()
+        async with service.connect() as ws:
+            user = {
+                "provider_account_ids": [str(ACCOUNT)],
+                "data_types": ["ORDER_UPDATE", "USER_TRADE", "ACCOUNT_UPDATE"],
+            }
+            await send(ws, {"action": "subscribe", "user_data": user})
+            answer = await ack(ws)
+            assert answer["data"]["user_data"] == {
+                str(ACCOUNT): ["ACCOUNT_UPDATE", "ORDER_UPDATE", "USER_TRADE"]
+            }
+            stream = service.fanout.stream
+            assert stream is not None
+            await eventually(lambda: Subscription.fills(ACCOUNT) in stream.subscriptions)
+            await eventually(lambda: stream.state("user").name == "CONNECTED")
+            order = {
+                "account_id": ACCOUNT,
+                "contract_id": mes,
+                "side": "BUY",
+                "type": "MARKET",
+                "size": 1,
+            }
+            placed = await service.http.post("/orders", json=order)
+            assert placed.status_code == 201, placed.text
+            order_id = placed.json()["order_id"]
+            seen = await until(
+                ws,
+                {"ORDER_UPDATE", "USER_TRADE"},
+                lambda m: m["data"].get("order_id", m["data"].get("id")) == order_id,
+            )
+            assert seen["ORDER_UPDATE"]["data"]["account_id"] == ACCOUNT
+            assert seen["ORDER_UPDATE"]["data"]["side"] == "BUY"
+            assert isinstance(seen["USER_TRADE"]["data"]["price"], str)
+
+
+async def test_bad_messages_keep_the_connection() -> None:
+    async with serving() as service:
+        mes = await service.mes()
+        async with service.connect() as ws:
+            bad: list[object] = [
+                "not json",
+                [1, 2],
+                {"action": "watch"},
+                {"action": "subscribe", "market_data": market(mes, "BOOK")},
+                {"action": "subscribe", "market_data": {"provider_contract_ids": mes}},
+                {"action": "subscribe", "user_data": {"provider_account_ids": ["x"]}},
+            ]
+            await ws.send(b"binary")
+            assert (await receive(ws))["event_type"] == "ERROR"
+            for message in bad:
+                await send(ws, message)
+                answer = await receive(ws)
+                assert answer["event_type"] == "ERROR", (message, answer)
+                assert answer["data"]["message"]
+            await send(ws, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
+            assert (await ack(ws))["data"]["market_data"] == {mes: ["QUOTE"]}
+            await until(ws, {"QUOTE"})
+
+
+async def test_token_required() -> None:
+    async with serving() as service:
+        for options in ({"token": None}, {"token": "wrong"}, {"token": "wrong", "query": True}):
+            with pytest.raises(InvalidStatus):
+                async with service.connect(**options):
+                    pass
+        async with service.connect(query=True) as ws:
+            await send(ws, {"action": "subscribe"})
+            assert (await ack(ws))["event_type"] == "SUBSCRIBED_ACK"
+
+
+async def test_slow_client_is_disconnected() -> None:
+    async with serving(client_queue_size=4, config=SimConfig(rate=2000.0)) as service:
+        mes = await service.mes()
+        async with service.connect() as fast, service.connect(max_queue=1) as slow:
+            await send(fast, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
+            await ack(fast)
+            # Prints are never coalesced: a reader that stays away overflows its queue.
+            everything = market(mes, "QUOTE", "DEPTH", "TRADE")
+            await send(slow, {"action": "subscribe", "market_data": everything})
+            await anyio.sleep(1.0)
+            with pytest.raises(ConnectionClosed):
+                await read_until_closed(slow)
+            assert slow.close_code == 1013
+            assert slow.close_reason == "client too slow"
+            await eventually(lambda: len(service.fanout.clients) == 1)
+            await eventually(lambda: service.fanout.holders(Subscription.trades(mes)) == 0)
+            for _ in range(3):
+                await until(fast, {"QUOTE"})

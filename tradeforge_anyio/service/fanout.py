@@ -1,0 +1,349 @@
+"""One upstream ``TradingStream`` shared by every WebSocket client of the service.
+
+Each upstream subscription is held once, for as long as at least one client wants it. A single
+dispatcher reads the stream and copies each event into the bounded queue of every client that
+wants it; a client whose queue overflows is marked and dropped from routing, so a slow reader
+costs a bounded amount of memory and never holds the others back.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import deque
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+import attrs
+
+from tradeforge_proto.core.events import (
+    AccountUpdated,
+    Connected,
+    DepthReceived,
+    Disconnected,
+    EventDropped,
+    FeedStale,
+    FillReceived,
+    MarketTradeReceived,
+    OrderUpdated,
+    PositionUpdated,
+    QuoteUpdated,
+    Reconnecting,
+    Resubscribed,
+    SessionLoggedOut,
+    StreamEvent,
+    StreamStopped,
+    Subscribed,
+    SubscriptionFailed,
+)
+from tradeforge_proto.core.models import AccountId
+from tradeforge_proto.core.subscriptions import Channel, Subscription
+from tradeforge_proto.queue import EventQueue, QueueOverflow
+
+from ..client import TradingClient
+from ..stream import TradingStream
+
+__all__ = ["Fanout", "FanoutClient", "event_message", "to_json"]
+
+_EVENT_TYPES: Final[dict[type[Any], str]] = {
+    QuoteUpdated: "QUOTE",
+    DepthReceived: "DEPTH",
+    MarketTradeReceived: "TRADE",
+    OrderUpdated: "ORDER_UPDATE",
+    PositionUpdated: "POSITION_UPDATE",
+    AccountUpdated: "ACCOUNT_UPDATE",
+    FillReceived: "USER_TRADE",
+    SessionLoggedOut: "SESSION_LOGGED_OUT",
+    Connected: "CONNECTED",
+    Disconnected: "DISCONNECTED",
+    Reconnecting: "RECONNECTING",
+    Resubscribed: "RESUBSCRIBED",
+    Subscribed: "SUBSCRIBED",
+    SubscriptionFailed: "SUBSCRIPTION_FAILED",
+    FeedStale: "FEED_STALE",
+    EventDropped: "EVENT_DROPPED",
+    StreamStopped: "STREAM_STOPPED",
+}
+
+
+def to_json(value: object) -> Any:
+    """A JSON-ready copy: decimals as strings, datetimes ISO 8601, enumerations by name."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    cls: Any = type(value)
+    if attrs.has(cls):
+        return {f.name: to_json(getattr(value, f.name)) for f in attrs.fields(cls)}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v) for v in value]
+    return str(value)
+
+
+def event_message(event: StreamEvent) -> dict[str, Any]:
+    """The message a WebSocket client receives for one stream event."""
+    event_type = _EVENT_TYPES.get(type(event), type(event).__name__.upper())
+    model: object
+    if isinstance(event, QuoteUpdated):
+        model = event.quote
+    elif isinstance(event, MarketTradeReceived):
+        model = event.trade
+    elif isinstance(event, OrderUpdated):
+        model = event.order
+    elif isinstance(event, PositionUpdated):
+        model = event.position
+    elif isinstance(event, AccountUpdated):
+        model = event.account
+    elif isinstance(event, FillReceived):
+        model = event.fill
+    else:
+        model = event
+    return {"event_type": event_type, "data": to_json(model)}
+
+
+def _route(event: StreamEvent) -> Subscription | None:
+    """The subscription an event belongs to; None for events every client gets."""
+    if isinstance(event, QuoteUpdated):
+        return Subscription.quotes(event.quote.contract_id)
+    if isinstance(event, MarketTradeReceived):
+        return Subscription.trades(event.trade.contract_id)
+    if isinstance(event, DepthReceived):
+        return Subscription.depth(event.contract_id)
+    if isinstance(event, OrderUpdated):
+        return Subscription.orders(event.order.account_id)
+    if isinstance(event, PositionUpdated):
+        return Subscription.positions(event.position.account_id)
+    if isinstance(event, FillReceived):
+        return Subscription.fills(event.fill.account_id)
+    if isinstance(event, AccountUpdated):
+        return Subscription.accounts()
+    if isinstance(event, Subscribed | SubscriptionFailed):
+        return event.subscription
+    return None
+
+
+class FanoutClient:
+    """One WebSocket client: what it wants and the events waiting to be written to it."""
+
+    def __init__(self, number: int, max_events: int) -> None:
+        self.number = number
+        self.queue = EventQueue(max_events=max_events)
+        self.replies: deque[dict[str, Any]] = deque()
+        self.subscriptions: set[Subscription] = set()
+        self.accounts: set[AccountId] = set()
+        self.overflowed = False
+        self._ready = anyio.Event()
+
+    def __repr__(self) -> str:
+        return f"FanoutClient({self.number}, {len(self.subscriptions)} subscriptions)"
+
+    def wants(self, event: StreamEvent, route: Subscription | None) -> bool:
+        if route is None:
+            return True
+        if route not in self.subscriptions:
+            return False
+        if isinstance(event, AccountUpdated):
+            return event.account.id in self.accounts
+        return True
+
+    def push(self, event: StreamEvent) -> None:
+        """Queue an event; an overflow marks the client as too slow and frees its queue."""
+        if self.overflowed:
+            return
+        try:
+            self.queue.put(event)
+        except QueueOverflow:
+            self.overflowed = True
+            self.queue.clear()
+            self.replies.clear()
+        self._ready.set()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Queue a direct answer (acknowledgement or error), written before stream events."""
+        if self.overflowed:
+            return
+        if len(self.replies) >= self.queue.max_events:
+            self.overflowed = True
+            self.queue.clear()
+            self.replies.clear()
+        else:
+            self.replies.append(message)
+        self._ready.set()
+
+    async def next_batch(self) -> list[dict[str, Any]]:
+        """Wait for something to write: the messages, oldest first (empty once overflowed)."""
+        while True:
+            if self.overflowed:
+                return []
+            if self.replies or len(self.queue):
+                replies = list(self.replies)
+                self.replies.clear()
+                return replies + [event_message(e) for e in self.queue.drain()]
+            self._ready = anyio.Event()
+            await self._ready.wait()
+
+    def summary(self) -> dict[str, Any]:
+        """What this client is subscribed to, in the shape of its requests."""
+        market: dict[str, set[str]] = {}
+        user: dict[str, set[str]] = {}
+        names = {
+            Channel.QUOTES: "QUOTE",
+            Channel.DEPTH: "DEPTH",
+            Channel.TRADES: "TRADE",
+            Channel.ORDERS: "ORDER_UPDATE",
+            Channel.POSITIONS: "POSITION_UPDATE",
+            Channel.FILLS: "USER_TRADE",
+        }
+        for sub in self.subscriptions:
+            if sub.channel is Channel.ACCOUNTS:
+                continue
+            target = market if sub.is_market else user
+            target.setdefault(str(sub.key), set()).add(names[sub.channel])
+        for account in self.accounts:
+            user.setdefault(str(account), set()).add("ACCOUNT_UPDATE")
+        return {
+            "market_data": {k: sorted(v) for k, v in sorted(market.items())},
+            "user_data": {k: sorted(v) for k, v in sorted(user.items())},
+        }
+
+
+class Fanout:
+    """The shared upstream stream, its reference-counted subscriptions and the dispatcher.
+
+    ``task_group`` (the app lifespan's) runs the stream and the dispatcher once the first client
+    connects; ``aclose`` stops them.
+    """
+
+    def __init__(
+        self,
+        client: TradingClient,
+        task_group: anyio.abc.TaskGroup,
+        *,
+        client_queue_size: int = 1000,
+    ) -> None:
+        self._client = client
+        self._task_group = task_group
+        self._client_queue_size = client_queue_size
+        self._numbers = itertools.count(1)
+        self._holders: dict[Subscription, set[FanoutClient]] = {}
+        self._clients: set[FanoutClient] = set()
+        self._lock = anyio.Lock()
+        self._closed = False
+        self.stream: TradingStream | None = None
+
+    @property
+    def clients(self) -> frozenset[FanoutClient]:
+        """The connected clients."""
+        return frozenset(self._clients)
+
+    def holders(self, subscription: Subscription) -> int:
+        """How many clients hold ``subscription``."""
+        return len(self._holders.get(subscription, ()))
+
+    async def _run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        async with self._client.stream() as stream:
+            self.stream = stream
+            task_status.started()
+            try:
+                async for event in stream:
+                    self._dispatch(event)
+            finally:
+                self.stream = None
+
+    def _dispatch(self, event: StreamEvent) -> None:
+        route = _route(event)
+        targets = self._clients if route is None else self._holders.get(route, set())
+        for client in list(targets):
+            if client.wants(event, route):
+                client.push(event)
+                if client.overflowed:
+                    self._forget(client)
+
+    def _forget(self, client: FanoutClient) -> None:
+        """Stop routing to a client; its upstream subscriptions are released by ``leave``."""
+        for sub in client.subscriptions:
+            holders = self._holders.get(sub)
+            if holders is not None:
+                holders.discard(client)
+
+    async def _upstream(self) -> TradingStream:
+        if self.stream is None:
+            if self._closed:
+                raise RuntimeError("the stream service is shutting down")
+            await self._task_group.start(self._run)
+        assert self.stream is not None
+        return self.stream
+
+    def join(self) -> FanoutClient:
+        """A new client, wanting nothing yet."""
+        client = FanoutClient(next(self._numbers), self._client_queue_size)
+        self._clients.add(client)
+        return client
+
+    async def change(
+        self,
+        client: FanoutClient,
+        *,
+        add: Iterable[Subscription] = (),
+        remove: Iterable[Subscription] = (),
+        add_accounts: Iterable[AccountId] = (),
+        remove_accounts: Iterable[AccountId] = (),
+    ) -> None:
+        """Change what a client wants, subscribing / unsubscribing upstream as counts change."""
+        async with self._lock:
+            client.accounts.update(add_accounts)
+            client.accounts.difference_update(remove_accounts)
+            wanted = set(add)
+            dropped = set(remove)
+            if client.accounts:
+                wanted.add(Subscription.accounts())
+                dropped.discard(Subscription.accounts())
+            else:
+                dropped.add(Subscription.accounts())
+            for sub in wanted - client.subscriptions:
+                client.subscriptions.add(sub)
+                holders = self._holders.setdefault(sub, set())
+                holders.add(client)
+                if len(holders) == 1:
+                    await (await self._upstream()).subscribe(sub)
+            for sub in dropped & client.subscriptions:
+                client.subscriptions.discard(sub)
+                await self._release(client, sub)
+
+    async def _release(self, client: FanoutClient, sub: Subscription) -> None:
+        holders = self._holders.get(sub)
+        if holders is None:
+            return
+        holders.discard(client)
+        if not holders:
+            del self._holders[sub]
+            if self.stream is not None and not self._closed:
+                await self.stream.unsubscribe(sub)
+
+    async def leave(self, client: FanoutClient) -> None:
+        """A client is gone: everything it held is released (shielded from cancellation)."""
+        with anyio.CancelScope(shield=True):
+            self._clients.discard(client)
+            async with self._lock:
+                subs, client.subscriptions = client.subscriptions, set()
+                client.accounts.clear()
+                for sub in subs:
+                    await self._release(client, sub)
+
+    async def aclose(self) -> None:
+        """Stop the upstream stream; the dispatcher ends once its last events are routed."""
+        self._closed = True
+        if self.stream is not None:
+            await self.stream.aclose()

@@ -1,0 +1,193 @@
+"""``WebSocket /ws/stream``: realtime events of the shared upstream stream, per client choice.
+
+Clients send ``{"action": "subscribe"|"unsubscribe", "market_data": {...}, "user_data": {...}}``
+and receive ``{"event_type": ..., "data": ...}`` messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+
+from tradeforge_proto.core.errors import TradeForgeError
+from tradeforge_proto.core.models import AccountId
+from tradeforge_proto.core.subscriptions import Channel, Subscription
+
+from .fanout import Fanout, FanoutClient
+
+__all__ = ["CLOSE_TOO_SLOW", "BadMessage", "Request", "parse_request", "stream_router"]
+
+CLOSE_TOO_SLOW: Final = 1013
+MARKET_TYPES: Final = {"QUOTE": Channel.QUOTES, "DEPTH": Channel.DEPTH, "TRADE": Channel.TRADES}
+USER_TYPES: Final = {
+    "ORDER_UPDATE": Channel.ORDERS,
+    "POSITION_UPDATE": Channel.POSITIONS,
+    "USER_TRADE": Channel.FILLS,
+}
+ACCOUNT_UPDATE: Final = "ACCOUNT_UPDATE"
+
+
+class BadMessage(ValueError):
+    """A client message the service cannot act on."""
+
+
+class Request:
+    """One parsed client message."""
+
+    def __init__(
+        self, action: str, subscriptions: set[Subscription], accounts: set[AccountId]
+    ) -> None:
+        self.action = action
+        self.subscriptions = subscriptions
+        self.accounts = accounts
+
+
+def _section(message: dict[str, Any], name: str, ids: str) -> tuple[list[Any], list[str]]:
+    part = message.get(name)
+    if part is None:
+        return [], []
+    if not isinstance(part, dict):
+        raise BadMessage(f"{name} must be an object")
+    keys, types = part.get(ids, []), part.get("data_types", [])
+    if not isinstance(keys, list) or not isinstance(types, list):
+        raise BadMessage(f"{name}.{ids} and {name}.data_types must be lists")
+    if not all(isinstance(t, str) for t in types):
+        raise BadMessage(f"{name}.data_types must be strings")
+    return keys, types
+
+
+def _account_id(value: object) -> AccountId:
+    if isinstance(value, bool):
+        raise BadMessage(f"invalid account id {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise BadMessage(f"invalid account id {value!r}")
+
+
+def parse_request(text: object) -> Request:
+    """The subscriptions a client message asks for; BadMessage says what is wrong with it."""
+    if not isinstance(text, str):
+        raise BadMessage("messages must be JSON text")
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise BadMessage("the message is not JSON") from exc
+    if not isinstance(message, dict):
+        raise BadMessage("the message must be a JSON object")
+    action = message.get("action")
+    if action not in ("subscribe", "unsubscribe"):
+        raise BadMessage(f"unknown action {action!r}: 'subscribe' or 'unsubscribe'")
+    subscriptions: set[Subscription] = set()
+    accounts: set[AccountId] = set()
+    contracts, market_types = _section(message, "market_data", "provider_contract_ids")
+    for data_type in market_types:
+        if data_type not in MARKET_TYPES:
+            raise BadMessage(f"unknown market data type {data_type!r}")
+    for contract_id in contracts:
+        if not isinstance(contract_id, str) or not contract_id:
+            raise BadMessage(f"invalid contract id {contract_id!r}")
+        subscriptions.update(Subscription(MARKET_TYPES[t], contract_id) for t in market_types)
+    account_keys, user_types = _section(message, "user_data", "provider_account_ids")
+    for data_type in user_types:
+        if data_type not in USER_TYPES and data_type != ACCOUNT_UPDATE:
+            raise BadMessage(f"unknown user data type {data_type!r}")
+    for account_id in (_account_id(a) for a in account_keys):
+        for data_type in user_types:
+            if data_type == ACCOUNT_UPDATE:
+                accounts.add(account_id)
+            else:
+                subscriptions.add(Subscription(USER_TYPES[data_type], account_id))
+    return Request(action, subscriptions, accounts)
+
+
+def _token_of(websocket: WebSocket) -> str:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return websocket.query_params.get("token", "")
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"event_type": "ERROR", "data": {"message": message}}
+
+
+async def _write(websocket: WebSocket, client: FanoutClient, scope: anyio.CancelScope) -> None:
+    """Drain the client's queue to the socket; close with 1013 once it overflowed."""
+    try:
+        while True:
+            batch = await client.next_batch()
+            if client.overflowed:
+                await websocket.close(CLOSE_TOO_SLOW, "client too slow")
+                return
+            for message in batch:
+                await websocket.send_json(message)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the peer is gone; the reader notices too
+    finally:
+        scope.cancel()
+
+
+async def _read(websocket: WebSocket, fanout: Fanout, client: FanoutClient) -> None:
+    while True:
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
+        text = received.get("text")
+        try:
+            request = parse_request(text)
+        except BadMessage as exc:
+            client.reply(_error(str(exc)))
+            continue
+        try:
+            if request.action == "subscribe":
+                await fanout.change(
+                    client, add=request.subscriptions, add_accounts=request.accounts
+                )
+            else:
+                await fanout.change(
+                    client, remove=request.subscriptions, remove_accounts=request.accounts
+                )
+        except TradeForgeError as exc:
+            client.reply(_error(str(exc)))
+            continue
+        client.reply({"event_type": "SUBSCRIBED_ACK", "data": client.summary()})
+
+
+def stream_router(fanout: Callable[[], Fanout | None], token: str) -> APIRouter:
+    """The WebSocket route; ``fanout()`` is the running app's shared stream."""
+    expected = token.encode()
+    router = APIRouter()
+
+    @router.websocket("/ws/stream")
+    async def stream(websocket: WebSocket) -> None:
+        if not secrets.compare_digest(_token_of(websocket).encode(), expected):
+            await websocket.close(status.WS_1008_POLICY_VIOLATION, "unauthorized")
+            return
+        shared = fanout()
+        if shared is None:
+            await websocket.close(status.WS_1011_INTERNAL_ERROR, "service is not running")
+            return
+        await websocket.accept()
+        client = shared.join()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_write, websocket, client, group.cancel_scope)
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                    await _read(websocket, shared, client)
+                group.cancel_scope.cancel()
+        finally:
+            await shared.leave(client)
+
+    return router
