@@ -108,13 +108,7 @@ class TradingClient(TradingPlatformAPI):
     def from_settings(cls, profile: ProfileSettings, **options: Any) -> Self:
         """A client for a settings profile (its environment, credentials and opt-ins)."""
         provider = TopStepX.from_settings(profile)
-        budgets = {
-            RateBucket.GENERAL: RateBudget(profile.rate_limit.limit, profile.rate_limit.window),
-            RateBucket.HISTORY: RateBudget(
-                profile.history_rate_limit.limit, profile.history_rate_limit.window
-            ),
-        }
-        options.setdefault("budgets", budgets)
+        options.setdefault("budgets", profile.budgets)
         options.setdefault("token_refresh_margin", profile.token_refresh_margin)
         return cls(provider, **options)
 
@@ -128,16 +122,7 @@ class TradingClient(TradingPlatformAPI):
     @classmethod
     def for_simulator(cls, api_url: str, username: str, api_key: str, **options: Any) -> Self:
         """A client for the embedded simulator's URL and credentials."""
-        from tradeforge_proto.providers.topstepx import Environment
-
-        provider = TopStepX(
-            username=username,
-            api_key=Secret(api_key),
-            environment=Environment.local(api_url),
-            allow_brackets=True,
-            allow_trailing_stop=True,
-        )
-        return cls(provider, **options)
+        return cls(TopStepX.for_simulator(api_url, username, api_key), **options)
 
     async def __aenter__(self) -> Self:
         return self

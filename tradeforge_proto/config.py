@@ -24,7 +24,9 @@ from typing import Final
 import attrs
 
 from .core.errors import ConfigurationError
+from .core.operations import RateBucket
 from .core.secret import Secret
+from .limits import RateBudget
 
 DEFAULT_PREFIX: Final = "TS"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
@@ -74,6 +76,16 @@ class ProfileSettings:
     def has_credentials(self) -> bool:
         """True when both a username and an API key are configured."""
         return bool(self.username) and self.api_key is not None and bool(self.api_key)
+
+    @property
+    def budgets(self) -> dict[RateBucket, RateBudget]:
+        """The client-side rate budgets of this profile, for the rate limiter."""
+        return {
+            RateBucket.GENERAL: RateBudget(self.rate_limit.limit, self.rate_limit.window),
+            RateBucket.HISTORY: RateBudget(
+                self.history_rate_limit.limit, self.history_rate_limit.window
+            ),
+        }
 
     @property
     def uses_simulator(self) -> bool:

@@ -120,3 +120,21 @@ def test_explicit_urls_and_simulator():
     assert provider.environment.market_hub_url == "wss://rt.example/hubs/market"
     with pytest.raises(ConfigurationError, match="provider"):
         TopStepX.from_settings(Settings.from_env({"TS_PROVIDER": "other"}).profile())
+
+
+def test_profile_budgets_and_the_simulator_provider():
+    from tradeforge_proto.core.operations import RateBucket
+    from tradeforge_proto.limits import RateBudget
+
+    profile = Settings.from_env(
+        {"TS_RATE_LIMIT": "100/60", "TS_HISTORY_RATE_LIMIT": "30/30"}
+    ).profile()
+    assert profile.budgets == {
+        RateBucket.GENERAL: RateBudget(100, 60.0),
+        RateBucket.HISTORY: RateBudget(30, 30.0),
+    }
+    sim = TopStepX.for_simulator("http://127.0.0.1:8123/", "trader", "key-9")
+    assert sim.environment.simulator
+    assert sim.environment.market_hub_url == "http://127.0.0.1:8123/hubs/market"
+    assert sim.login().request.body == b'{"userName":"trader","apiKey":"key-9"}'
+    assert "key-9" not in repr(sim)

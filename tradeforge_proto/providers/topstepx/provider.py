@@ -69,6 +69,17 @@ class TopStepX:
             allow_trailing_stop=profile.enable_trailing_stop,
         )
 
+    @classmethod
+    def for_simulator(cls, api_url: str, username: str, api_key: str) -> TopStepX:
+        """The embedded simulator at ``api_url``; it models brackets and trailing stops."""
+        return cls(
+            username=username,
+            api_key=Secret(api_key),
+            environment=Environment.local(api_url),
+            allow_brackets=True,
+            allow_trailing_stop=True,
+        )
+
     # --- auth ---
 
     def login(self) -> Operation[Secret]:
