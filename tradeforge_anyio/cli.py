@@ -12,6 +12,8 @@ from contextlib import AsyncExitStack
 
 import anyio
 
+from tradeforge_proto.core.errors import ConfigurationError
+
 from .sim.server import SimServer
 from .sim.simulation import SimConfig
 
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--env-file", default=".env", help="settings file (default .env)")
     serve.add_argument("--profile", help="settings profile (default TS)")
     serve.add_argument("--sim-port", type=int, default=0, help="port of the embedded simulator")
+    serve.add_argument(
+        "--max-rate-wait",
+        type=float,
+        default=5.0,
+        help="seconds a request may wait for the rate budget before answering 429 (default 5)",
+    )
     return parser
 
 
@@ -86,6 +94,7 @@ async def _run_sim(args: argparse.Namespace) -> None:
 async def _run_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from tradeforge_proto.calls import RetryPolicy
     from tradeforge_sync.settings import load_settings
 
     from .client import TradingClient
@@ -93,12 +102,14 @@ async def _run_serve(args: argparse.Namespace) -> None:
 
     profile = load_settings(args.env_file).profile(args.profile)
     token = args.token or os.environ.get("TRADEFORGE_SERVICE_TOKEN") or secrets.token_urlsafe(24)
+    # A web request waits briefly for the rate budget, then gets 429 and Retry-After.
+    retry = RetryPolicy(max_rate_wait=args.max_rate_wait)
     async with AsyncExitStack() as stack:
         if profile.has_credentials and not profile.uses_simulator:
             backend = f"TopStepX ({profile.environment}) as {profile.username}"
 
             def factory() -> TradingClient:
-                return TradingClient.from_settings(profile)
+                return TradingClient.from_settings(profile, retry=retry)
 
         else:
             sim = await stack.enter_async_context(SimServer(port=args.sim_port))
@@ -107,7 +118,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
 
             def factory() -> TradingClient:
                 return TradingClient.for_simulator(
-                    sim.api_url, sim.config.username, sim.config.api_key
+                    sim.api_url, sim.config.username, sim.config.api_key, retry=retry
                 )
 
         app = create_app(
@@ -145,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(_run_serve, args)
     except KeyboardInterrupt:
         print("stopped", flush=True)
+    except ConfigurationError as exc:
+        sys.exit(f"tradeforge: {exc}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from .core.errors import (
     LocalProtocolError,
     OrderUncertain,
     ProviderError,
+    RateBudgetSpent,
     RateLimited,
     RemoteProtocolError,
     ServerError,
@@ -73,11 +74,18 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
 
 @attrs.frozen
 class RetryPolicy:
-    """How often a retryable request is tried in all, and how long to back off between tries."""
+    """How often a retryable request is tried in all, and how long to back off between tries.
+
+    ``max_rate_wait`` caps how long a call waits for the rate budget before it fails with
+    ``RateBudgetSpent`` instead (None: wait as long as the budget says; servers set a cap).
+    """
 
     max_attempts: int = attrs.field(default=3, validator=_at_least_one)
     base_delay: float = attrs.field(default=0.5, validator=_non_negative)
     max_delay: float = attrs.field(default=8.0, validator=_non_negative)
+    max_rate_wait: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_non_negative)
+    )
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based): full jitter, capped."""
@@ -244,6 +252,9 @@ class Call(Generic[T]):
         limiter = self._core.limiter
         ready = limiter.ready_at(operation.bucket, now)
         if ready > now:
+            cap = self._core.policy.max_rate_wait
+            if cap is not None and ready - now > cap:
+                return self._fail(RateBudgetSpent(operation.bucket.value, ready - now))
             return Sleep(ready)
         limiter.acquire(operation.bucket, now)
         if kind is _Kind.LOGIN:
@@ -339,9 +350,16 @@ class Call(Generic[T]):
         self._outcome = outcome
         return outcome
 
-    def _back_off(self, now: float, attempt: int, retry_after: float | None) -> None:
-        core = self._core
-        wait = max(retry_after or 0.0, core.policy.backoff(attempt, core.rng))
+    def _back_off(
+        self, error: BaseException, now: float, attempt: int, retry_after: float | None
+    ) -> None:
+        """Wait before the next try; a server hint longer than ``max_rate_wait`` fails instead."""
+        policy = self._core.policy
+        cap = policy.max_rate_wait
+        if retry_after is not None and cap is not None and retry_after > cap:
+            self._fail(error)
+            return
+        wait = max(retry_after or 0.0, policy.backoff(attempt, self._core.rng))
         self._resume_at = now + wait
 
     def _penalize(self, error: RateLimited, operation: Operation[Any], now: float) -> float | None:
@@ -369,7 +387,7 @@ class Call(Generic[T]):
 
     def _retry_login(self, error: BaseException, now: float, retry_after: float | None) -> None:
         if self._login_attempts < self._core.policy.max_attempts:
-            self._back_off(now, self._login_attempts, retry_after)
+            self._back_off(error, now, self._login_attempts, retry_after)
         else:
             self._fail(error)
 
@@ -429,7 +447,7 @@ class Call(Generic[T]):
 
     def _retry_operation(self, error: BaseException, now: float, retry_after: float | None) -> None:
         if self._attempts < self._core.policy.max_attempts:
-            self._back_off(now, self._attempts, retry_after)
+            self._back_off(error, now, self._attempts, retry_after)
         else:
             self._fail(error)
 

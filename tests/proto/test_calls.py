@@ -28,6 +28,7 @@ from tradeforge_proto.core.errors import (
     LocalProtocolError,
     OrderUncertain,
     ProviderError,
+    RateBudgetSpent,
     RateLimited,
     RemoteProtocolError,
     ServerError,
@@ -560,6 +561,61 @@ class TestRateLimiting:
         limiter.acquire(RateBucket.GENERAL, T0 + 10.0)  # someone else was quicker
         assert call.next_step(T0 + 10.0) == Sleep(T0 + 20.0)
         assert isinstance(call.next_step(T0 + 20.0), Send)
+
+
+class TestMaxRateWait:
+    """A capped wait fails fast with the time to retry, and sends nothing."""
+
+    def spent(self, cap: float) -> RestCore:
+        core = make_core(policy=RetryPolicy(max_rate_wait=cap))
+        for index in range(200):
+            core.limiter.acquire(RateBucket.GENERAL, T0 + index * 0.1)
+        return core
+
+    def test_wait_longer_than_the_cap_fails_without_sending(self) -> None:
+        core = self.spent(5.0)
+        now = T0 + 30.0
+        trace = drive(core.start(read_op(), now), [], now=now)
+        assert trace.sends == []
+        error = trace.error
+        assert isinstance(error, RateBudgetSpent)
+        assert (error.bucket, error.retry_after) == ("general", 30.0)
+        assert "retry in 30.0 s" in str(error)
+        assert core.limiter.used(RateBucket.GENERAL, now) == 200
+
+    def test_wait_within_the_cap_sleeps_as_usual(self) -> None:
+        core = self.spent(30.0)
+        now = T0 + 30.0
+        trace = drive(core.start(read_op(), now), [reply()], now=now)
+        assert trace.sleeps == [(now, T0 + 60.0)]
+        assert trace.value == "ok"
+
+    def test_provider_hint_longer_than_the_cap_fails_with_the_429(self) -> None:
+        core = make_core(policy=RetryPolicy(max_rate_wait=5.0))
+        trace = drive(core.start(read_op(), T0), [reply(429, retry_after=20)])
+        assert trace.paths == [SEARCH_PATH]
+        assert isinstance(trace.error, RateLimited)
+        # The next call meets the penalty in the limiter and fails before sending.
+        later = drive(core.start(read_op(), trace.now), [], now=trace.now)
+        assert later.sends == []
+        assert isinstance(later.error, RateBudgetSpent)
+
+    def test_provider_hint_within_the_cap_is_waited_for(self) -> None:
+        core = make_core(policy=RetryPolicy(max_rate_wait=5.0, base_delay=0.0))
+        trace = drive(core.start(read_op(), T0), [reply(429, retry_after=2), reply()])
+        assert trace.value == "ok"
+        assert trace.sends[1][0] == T0 + 0.25 + 2.0
+
+    def test_login_hint_longer_than_the_cap_fails(self) -> None:
+        core = make_core(token=None, policy=RetryPolicy(max_rate_wait=1.0))
+        trace = drive(core.start(read_op(), T0), [reply(429, retry_after=12)])
+        assert trace.paths == [LOGIN_PATH]
+        assert isinstance(trace.error, RateLimited)
+
+    @pytest.mark.parametrize("cap", [-1.0, float("nan"), float("inf")])
+    def test_cap_must_be_a_finite_non_negative_number(self, cap: float) -> None:
+        with pytest.raises(ConfigurationError):
+            RetryPolicy(max_rate_wait=cap)
 
 
 # --- c. and h. Parsing ---------------------------------------------------------------------------

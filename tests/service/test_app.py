@@ -15,10 +15,11 @@ from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.net import TransportError
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.errors import error_response
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_anyio.sim.auth import DEFAULT_API_KEY
 from tradeforge_anyio.sim.engine import SimAccount
 from tradeforge_anyio.sim.server import SimServer
 from tradeforge_anyio.sim.simulation import SimConfig
+from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -28,10 +29,15 @@ from tradeforge_proto.core.errors import (
     TradeForgeError,
     ValidationFailed,
 )
+from tradeforge_proto.core.operations import RateBucket
+from tradeforge_proto.limits import RateBudget
+
+from .harness import served, simulator_client
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = 20258288
 TOKEN = "s3rvice-token"
+JSON = {"Content-Type": "application/json"}
 
 
 @asynccontextmanager
@@ -41,20 +47,14 @@ async def serving(
     api_key: str = DEFAULT_API_KEY,
     token: str = TOKEN,
     config: SimConfig | None = None,
+    **client_options: Any,
 ) -> AsyncIterator[tuple[SimServer, httpx.AsyncClient]]:
     async with SimServer(config) as sim:
-
-        def factory() -> TradingClient:
-            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, api_key)
-
+        factory = simulator_client(sim, api_key, **client_options)
         app = create_app(factory, token=TOKEN, read_only=read_only)
         async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://service",
-                headers={"Authorization": f"Bearer {token}"},
-            ) as http,
+            served(app) as base,
+            httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http,
         ):
             yield sim, http
 
@@ -238,6 +238,36 @@ async def test_rejections_and_invalid_orders():
         assert nothing.status_code == 422
 
 
+async def test_requests_outside_the_document_are_refused_clearly():
+    async with serving() as (_, http):
+        misspelt = ok(await http.get("/accounts", params={"onlyActive": "false"}), 422)
+        assert misspelt["detail"] == [
+            {
+                "type": "extra_forbidden",
+                "loc": ["query", "onlyActive"],
+                "msg": "Unknown query parameter",
+                "input": "false",
+            }
+        ]
+        ok(await http.get("/accounts", params={"only_active": "false"}))
+        wrong_method = await http.put("/orders")
+        assert wrong_method.status_code == 405
+        assert wrong_method.headers["Allow"] == "GET, POST"
+        assert (await http.patch("/orders/open")).status_code == 405
+        assert (await http.get("/orders/not-a-number")).status_code == 404
+        garbled = ok(await http.post("/orders", content=b"\xff{", headers=JSON), 400)
+        assert garbled["detail"]
+
+
+async def test_unknown_order_is_not_found():
+    async with serving() as (_, http):
+        missing = ok(await http.get("/orders/987654", params={"account_id": ACCOUNT}), 404)
+        assert missing["provider_code_name"] == "OrderNotFound"
+        assert "OrderNotFound" in missing["detail"]
+        cancel = await http.delete("/orders/987654", params={"account_id": ACCOUNT})
+        assert ok(cancel, 404)["provider_code_name"] == "OrderNotFound"
+
+
 async def test_lost_answer_to_a_placement_is_uncertain():
     async with serving() as (sim, http):
         mes = await mes_id(http)
@@ -270,6 +300,21 @@ async def test_rate_limited_placement_is_not_retried():
         assert limited.status_code == 429
         assert limited.headers["Retry-After"] == "1"
         assert ok(await http.get("/positions", params={"account_id": ACCOUNT})) == {"positions": []}
+
+
+async def test_spent_rate_budget_answers_429_at_once():
+    budgets = {RateBucket.GENERAL: RateBudget(3, 60.0)}
+    retry = RetryPolicy(max_rate_wait=1.0)
+    async with serving(budgets=budgets, retry=retry) as (_, http):
+        statuses = [(await http.get("/accounts")).status_code for _ in range(3)]
+        # The login and two searches spent the budget; the third search is not sent at all.
+        assert statuses == [200, 200, 429]
+        refused = await http.get("/accounts")
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        body = refused.json()
+        assert body["provider_code"] is None
+        assert "rate budget of 'general' is spent" in body["detail"]
 
 
 async def test_refused_upstream_login_is_a_bad_gateway():
@@ -307,16 +352,8 @@ async def test_provider_validation_lists_fields():
 
 async def test_cors_preflight_needs_no_token():
     async with SimServer() as sim:
-
-        def factory() -> TradingClient:
-            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
-
-        app = create_app(factory, token=TOKEN, cors_origins=["https://desk.example"])
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://service") as http,
-        ):
+        app = create_app(simulator_client(sim), token=TOKEN, cors_origins=["https://desk.example"])
+        async with served(app) as base, httpx.AsyncClient(base_url=base) as http:
             preflight = await http.options(
                 "/orders",
                 headers={

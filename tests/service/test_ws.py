@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,17 +10,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.fanout import Fanout
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_anyio.sim.server import SimServer
 from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.subscriptions import Subscription
+
+from .harness import served, simulator_client
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = 20258288
@@ -52,38 +50,15 @@ class Service:
         return [s for s in self.sim.simulation.sessions if s.hub == "market"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def serving(
     *, client_queue_size: int = 1000, config: SimConfig | None = None
 ) -> AsyncIterator[Service]:
     async with SimServer(config) as sim:
-
-        def factory() -> TradingClient:
-            return TradingClient.for_simulator(sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
-
-        app = create_app(factory, token=TOKEN, client_queue_size=client_queue_size)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        async with anyio.create_task_group() as group:
-            group.start_soon(server.serve)
-            with anyio.fail_after(10):
-                while not server.started:
-                    await anyio.sleep(0.02)
-            try:
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{port}", headers=AUTH
-                ) as http:
-                    yield Service(sim, app.state.fanout, f"ws://127.0.0.1:{port}/ws/stream", http)
-            finally:
-                server.should_exit = True
+        app = create_app(simulator_client(sim), token=TOKEN, client_queue_size=client_queue_size)
+        async with served(app) as base, httpx.AsyncClient(base_url=base, headers=AUTH) as http:
+            ws_url = base.replace("http://", "ws://", 1) + "/ws/stream"
+            yield Service(sim, app.state.fanout, ws_url, http)
 
 
 async def receive(ws: ClientConnection) -> dict[str, Any]:

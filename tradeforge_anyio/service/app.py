@@ -24,7 +24,8 @@ from tradeforge_proto.core.models import Bracket, OrderModification
 from tradeforge_proto.providers.topstepx.symbols import active_contract
 
 from ..client import TradingClient
-from .errors import ERROR_RESPONSES, UNCERTAIN_RESPONSE, handle_library_error
+from .conformance import QueryNames, method_not_allowed
+from .errors import BAD_BODY_RESPONSE, ERROR_RESPONSES, UNCERTAIN_RESPONSE, handle_library_error
 from .fanout import Fanout
 from .schemas import (
     AccountList,
@@ -35,7 +36,6 @@ from .schemas import (
     ClosePositionIn,
     ContractList,
     ContractOut,
-    ErrorOut,
     Health,
     ModifyOrderIn,
     OrderList,
@@ -52,9 +52,6 @@ from .schemas import (
 from .ws import stream_router
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
-NOT_FOUND: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorOut, "description": "No such product"}
-}
 
 AccountQuery = Annotated[int, Query(description="Account id")]
 Start = Annotated[AwareDatetime, Query(description="Window start (timezone-aware ISO 8601)")]
@@ -131,7 +128,7 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
         found = await client.get_available_contracts(live=live)
         return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
 
-    @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"], responses=NOT_FOUND)
+    @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"])
     async def contract_by_symbol(client: Client, symbol: str, live: bool = False) -> ContractOut:
         """The current active contract of a product ("MES", "ES", "NQ"...)."""
         contract = active_contract(await client.get_available_contracts(live=live), symbol)
@@ -184,7 +181,7 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
         found = await client.get_open_orders(account_id)
         return OrderList(orders=[OrderOut.model_validate(o) for o in found])
 
-    @router.get("/orders/{order_id}", tags=["orders"])
+    @router.get("/orders/{order_id:int}", tags=["orders"])
     async def order(client: Client, order_id: int, account_id: AccountQuery) -> OrderOut:
         """One order by id."""
         return OrderOut.model_validate(await client.get_order(account_id, order_id))
@@ -211,7 +208,9 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
     Client = Annotated[TradingClient, Depends(runtime.current)]
     done = status.HTTP_204_NO_CONTENT
 
-    @router.post("/orders", tags=["orders"], status_code=status.HTTP_201_CREATED)
+    @router.post(
+        "/orders", tags=["orders"], status_code=status.HTTP_201_CREATED, responses=BAD_BODY_RESPONSE
+    )
     async def place_order(client: Client, body: PlaceOrderIn) -> OrderPlaced:
         """Place an order; an uncertain outcome (503) carries the customTag to look it up by."""
         order_id = await client.place_order(
@@ -229,7 +228,9 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
         )
         return OrderPlaced(order_id=order_id)
 
-    @router.patch("/orders/{order_id}", tags=["orders"], status_code=done)
+    @router.patch(
+        "/orders/{order_id:int}", tags=["orders"], status_code=done, responses=BAD_BODY_RESPONSE
+    )
     async def modify_order(client: Client, order_id: int, body: ModifyOrderIn) -> None:
         """Change a working order's size or prices."""
         await client.modify_order(
@@ -243,17 +244,24 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
             )
         )
 
-    @router.delete("/orders/{order_id}", tags=["orders"], status_code=done)
+    @router.delete("/orders/{order_id:int}", tags=["orders"], status_code=done)
     async def cancel_order(client: Client, order_id: int, account_id: AccountQuery) -> None:
         """Cancel a working order."""
         await client.cancel_order(account_id, order_id)
 
-    @router.post("/positions/close", tags=["positions"], status_code=done)
+    @router.post(
+        "/positions/close", tags=["positions"], status_code=done, responses=BAD_BODY_RESPONSE
+    )
     async def close_position(client: Client, body: ClosePositionIn) -> None:
         """Flatten a position at market."""
         await client.close_position(body.account_id, body.contract_id)
 
-    @router.post("/positions/partial-close", tags=["positions"], status_code=done)
+    @router.post(
+        "/positions/partial-close",
+        tags=["positions"],
+        status_code=done,
+        responses=BAD_BODY_RESPONSE,
+    )
     async def partial_close(client: Client, body: PartialCloseIn) -> None:
         """Reduce a position at market."""
         await client.partial_close_position(body.account_id, body.contract_id, body.size)
@@ -308,14 +316,20 @@ def create_app(
             expose_headers=["Retry-After"],
         )
 
-    guard = [Depends(_bearer_check(token))]
+    guard = [Depends(_bearer_check(token)), Depends(QueryNames())]
     app.include_router(stream_router(lambda: runtime.fanout, token))
-    app.include_router(_read_routes(runtime, read_only), dependencies=guard)
+    routers = [_read_routes(runtime, read_only)]
+    if not read_only:
+        routers.append(_write_routes(runtime))
+    for router in routers:
+        app.include_router(router, dependencies=guard)
     if read_only:
         # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
         app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _not_found)
     else:
-        app.include_router(_write_routes(runtime), dependencies=guard)
+        app.add_exception_handler(
+            status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(routers, app)
+        )
     return app
 
 

@@ -17,6 +17,7 @@ from tradeforge_proto.core.errors import (
     OrderRejected,
     OrderUncertain,
     ProviderError,
+    RateBudgetSpent,
     RateLimited,
     RemoteProtocolError,
     ServerError,
@@ -35,6 +36,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSON
 def _provider_body(exc: ProviderError) -> ProviderErrorOut:
     order_id = exc.order_id if isinstance(exc, OrderRejected) else None
     return ProviderErrorOut(
+        detail=str(exc),
         provider_code=exc.code,
         provider_code_name=exc.code_name,
         message=exc.message,
@@ -55,6 +57,7 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
     """The answer for one library error."""
     if isinstance(exc, OrderUncertain):
         uncertain = UncertainOut(
+            detail=str(exc),
             account_id=exc.account_id,
             custom_tag=exc.custom_tag,
             contract_id=exc.contract_id,
@@ -70,12 +73,16 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
     if isinstance(exc, RateLimited):
         wait = max(1, math.ceil(exc.retry_after)) if exc.retry_after is not None else 1
         return _json(429, _provider_body(exc), {"Retry-After": str(wait)})
+    if isinstance(exc, RateBudgetSpent):
+        failure = ProviderErrorOut(detail=str(exc))
+        return _json(429, failure, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
     if isinstance(exc, AuthenticationError | ServerError):
         return _json(502, _provider_body(exc))
     if isinstance(exc, ProviderError):
-        return _json(409, _provider_body(exc))
+        missing = (exc.code_name or "").endswith("NotFound")
+        return _json(404 if missing else 409, _provider_body(exc))
     if isinstance(exc, TransportError | RemoteProtocolError):
-        failure = ProviderErrorOut(provider_code=None, provider_code_name=None, message=str(exc))
+        failure = ProviderErrorOut(detail=str(exc))
         return _json(502, failure)
     return _json(500, ErrorOut(detail="internal error"))
 
@@ -90,9 +97,19 @@ async def handle_library_error(request: Request, exc: Exception) -> Response:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     403: {"model": ErrorOut, "description": "Feature disabled for this provider"},
+    404: {
+        "model": ProviderErrorOut,
+        "description": "No such path, or the provider knows no such account, contract or order",
+    },
     409: {"model": ProviderErrorOut, "description": "The provider refused the request"},
-    429: {"model": ProviderErrorOut, "description": "Rate limited; see Retry-After"},
+    429: {
+        "model": ProviderErrorOut,
+        "description": "Rate budget spent (ours or the provider's); see Retry-After",
+    },
     502: {"model": ProviderErrorOut, "description": "The provider failed or refused our login"},
+}
+BAD_BODY_RESPONSE: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body is not readable JSON"},
 }
 UNCERTAIN_RESPONSE: dict[int | str, dict[str, Any]] = {
     503: {"model": UncertainOut, "description": "Sent, outcome unknown: reconcile by custom_tag"},

@@ -179,21 +179,25 @@ class TradeList(_Out):
 
 
 class ErrorOut(_Out):
-    """A plain error."""
+    """A failure; ``detail`` says what went wrong in words."""
 
     detail: str
 
 
-class ProviderErrorOut(_Out):
-    """The provider answered with a failure; codes are the endpoint's own numbering."""
+class ProviderErrorOut(ErrorOut):
+    """A failure the provider reported; its codes are the endpoint's own numbering.
 
-    provider_code: int | None
-    provider_code_name: str | None
-    message: str | None
+    Failures with no provider answer behind them (a missing path, a network error) leave the
+    provider fields empty.
+    """
+
+    provider_code: int | None = None
+    provider_code_name: str | None = None
+    message: str | None = None
     order_id: int | None = None
 
 
-class UncertainOut(_Out):
+class UncertainOut(ErrorOut):
     """A change was sent but its outcome is unknown: look the order up by ``custom_tag``."""
 
     status: Literal["uncertain"] = "uncertain"

@@ -122,6 +122,18 @@ class RateLimited(ProviderError):
         super().__init__(message, endpoint=endpoint, status=status)
 
 
+class RateBudgetSpent(TradeForgeError):
+    """Our own rate budget would hold the call longer than allowed; nothing was sent.
+
+    ``retry_after`` is how many seconds until the budget (or a provider penalty) lets it go.
+    """
+
+    def __init__(self, bucket: str, retry_after: float) -> None:
+        self.bucket = bucket
+        self.retry_after = retry_after
+        super().__init__(f"rate budget of {bucket!r} is spent: retry in {retry_after:.1f} s")
+
+
 class ServerError(ProviderError):
     """The provider failed (HTTP 5xx); the request may or may not have been processed."""
 

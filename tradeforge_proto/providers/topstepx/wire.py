@@ -97,7 +97,10 @@ def parse_timestamp(value: Any) -> datetime:
         parsed = datetime.fromisoformat(_normalized_timestamp(value))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    result = parsed.astimezone(UTC)
+    try:
+        result = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range in UTC: {value!r}") from None
     if len(_TIMESTAMPS) >= _TIMESTAMPS_MAX:
         _TIMESTAMPS.clear()
     _TIMESTAMPS[value] = result
@@ -119,7 +122,11 @@ def format_timestamp(value: datetime) -> str:
     """An aware datetime as the ISO-8601 UTC form the gateway accepts (``...Z``)."""
     if value.tzinfo is None:
         raise LocalProtocolError(f"timestamps must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise LocalProtocolError(f"timestamp out of range in UTC: {value.isoformat()}") from None
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def read_int(value: Any) -> int:
