@@ -22,6 +22,7 @@ from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import Bracket, OrderModification
 from tradeforge_proto.providers.topstepx.symbols import active_contract
+from tradeforge_proto.stream import StreamState
 
 from ..client import TradingClient
 from .conformance import QueryNames, method_not_allowed
@@ -46,6 +47,7 @@ from .schemas import (
     PositionList,
     PositionOut,
     RequestableUnit,
+    StreamHealth,
     TradeList,
     TradeOut,
 )
@@ -69,6 +71,18 @@ class _Runtime:
         if self.client is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "service is not running")
         return self.client
+
+
+def _stream_health(fanout: Fanout | None) -> StreamHealth:
+    stream = None if fanout is None else fanout.stream
+    idle = StreamState.IDLE
+    return StreamHealth(
+        running=stream is not None,
+        user_hub=idle if stream is None else stream.state("user"),
+        market_hub=idle if stream is None else stream.state("market"),
+        clients=0 if fanout is None else len(fanout.clients),
+        subscriptions=0 if stream is None else len(stream.subscriptions),
+    )
 
 
 def _bracket(leg: BracketIn | None) -> Bracket | None:
@@ -99,13 +113,14 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
 
     @router.get("/health", tags=["service"])
     async def health(client: Client) -> Health:
-        """The provider and environment this service trades on."""
+        """The provider and environment this service trades on, and the realtime stream's state."""
         environment = client.provider.environment
         return Health(
             provider=client.provider.name,
             environment=environment.name,
             simulator=environment.simulator,
             read_only=read_only,
+            stream=_stream_health(runtime.fanout),
         )
 
     @router.get("/accounts", tags=["accounts"])

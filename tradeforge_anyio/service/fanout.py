@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from tradeforge_proto.core import jsoncodec
 from tradeforge_proto.core.events import (
     AccountUpdated,
     Connected,
@@ -47,7 +48,7 @@ from tradeforge_proto.queue import EventQueue, QueueOverflow
 from ..client import TradingClient
 from ..stream import TradingStream
 
-__all__ = ["Fanout", "FanoutClient", "event_message", "to_json"]
+__all__ = ["Fanout", "FanoutClient", "MessageTexts", "event_message", "to_json"]
 
 _EVENT_TYPES: Final[dict[type[Any], str]] = {
     QuoteUpdated: "QUOTE",
@@ -113,6 +114,41 @@ def event_message(event: StreamEvent) -> dict[str, Any]:
     return {"event_type": event_type, "data": to_json(model)}
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """A message as the JSON text of one WebSocket frame."""
+    return jsoncodec.dumps(message).decode()
+
+
+class MessageTexts:
+    """Each event's message text, made once however many clients the event goes to.
+
+    Keyed by identity: the dispatcher hands the same event object to every client that wants it,
+    while an event merged in one client's queue is a new object with a text of its own.
+    """
+
+    __slots__ = ("_limit", "_texts")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._texts: dict[int, tuple[StreamEvent, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def text(self, event: StreamEvent) -> str:
+        """The JSON text of ``event``'s message."""
+        texts = self._texts
+        key = id(event)
+        known = texts.get(key)
+        if known is not None and known[0] is event:
+            return known[1]
+        text = message_text(event_message(event))
+        if len(texts) >= self._limit:
+            del texts[next(iter(texts))]  # the oldest: every client has long written it
+        texts[key] = (event, text)
+        return text
+
+
 def _route(event: StreamEvent) -> Subscription | None:
     """The subscription an event belongs to; None for events every client gets."""
     if isinstance(event, QuoteUpdated):
@@ -137,9 +173,10 @@ def _route(event: StreamEvent) -> Subscription | None:
 class FanoutClient:
     """One WebSocket client: what it wants and the events waiting to be written to it."""
 
-    def __init__(self, number: int, max_events: int) -> None:
+    def __init__(self, number: int, max_events: int, texts: MessageTexts | None = None) -> None:
         self.number = number
         self.queue = EventQueue(max_events=max_events)
+        self.texts = MessageTexts() if texts is None else texts
         self.replies: deque[dict[str, Any]] = deque()
         self.subscriptions: set[Subscription] = set()
         self.accounts: set[AccountId] = set()
@@ -182,15 +219,17 @@ class FanoutClient:
             self.replies.append(message)
         self._ready.set()
 
-    async def next_batch(self) -> list[dict[str, Any]]:
-        """Wait for something to write: the messages, oldest first (empty once overflowed)."""
+    async def next_batch(self) -> list[str]:
+        """Wait for something to write: the message texts, oldest first (empty once overflowed)."""
         while True:
             if self.overflowed:
                 return []
             if self.replies or len(self.queue):
-                replies = list(self.replies)
+                batch = [message_text(reply) for reply in self.replies]
                 self.replies.clear()
-                return replies + [event_message(e) for e in self.queue.drain()]
+                text = self.texts.text
+                batch.extend(text(event) for event in self.queue.drain())
+                return batch
             self._ready = anyio.Event()
             await self._ready.wait()
 
@@ -240,6 +279,7 @@ class Fanout:
         self._holders: dict[Subscription, set[FanoutClient]] = {}
         self._clients: set[FanoutClient] = set()
         self._lock = anyio.Lock()
+        self._texts = MessageTexts()
         self._closed = False
         self.stream: TradingStream | None = None
 
@@ -288,7 +328,7 @@ class Fanout:
 
     def join(self) -> FanoutClient:
         """A new client, wanting nothing yet."""
-        client = FanoutClient(next(self._numbers), self._client_queue_size)
+        client = FanoutClient(next(self._numbers), self._client_queue_size, self._texts)
         self._clients.add(client)
         return client
 

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from tradeforge_proto.stream import StreamState
+
 Side = Literal["BUY", "SELL"]
 PlaceableType = Literal[
     "LIMIT", "MARKET", "STOP_LIMIT", "STOP", "TRAILING_STOP", "JOIN_BID", "JOIN_ASK"
@@ -36,13 +38,25 @@ class _Out(BaseModel):
 # --- responses ---
 
 
+class StreamHealth(_Out):
+    """The realtime stream shared by the clients of ``/ws/stream``; it starts with the first."""
+
+    running: bool
+    user_hub: StreamState
+    market_hub: StreamState
+    clients: int
+    subscriptions: int
+
+
 class Health(_Out):
-    """Which provider and environment the service trades on, and whether it can change orders."""
+    """Which provider and environment the service trades on, whether it can change orders, and
+    how its realtime stream stands."""
 
     provider: str
     environment: str
     simulator: bool
     read_only: bool
+    stream: StreamHealth
 
 
 class AccountOut(_Out):

@@ -131,8 +131,8 @@ async def _write(websocket: WebSocket, client: FanoutClient, scope: anyio.Cancel
             if client.overflowed:
                 await websocket.close(CLOSE_TOO_SLOW, "client too slow")
                 return
-            for message in batch:
-                await websocket.send_json(message)
+            for text in batch:
+                await websocket.send_text(text)
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the peer is gone; the reader notices too
     finally:

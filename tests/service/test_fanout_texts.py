@@ -1,0 +1,60 @@
+"""Message texts of the fan-out: exact JSON, made once per event however many clients get it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from tradeforge_anyio.service.fanout import FanoutClient, MessageTexts
+from tradeforge_proto.core.events import QuoteUpdated
+from tradeforge_proto.core.models import Quote
+
+STAMP = datetime(2026, 11, 24, 14, 30, 0, 250000, tzinfo=UTC)
+
+
+def quote(bid: str) -> QuoteUpdated:
+    return QuoteUpdated(Quote("CON.F.US.MES.Z26", best_bid=Decimal(bid), timestamp=STAMP))
+
+
+def test_text_is_the_seed_message_with_exact_prices():
+    message = json.loads(MessageTexts().text(quote("6012.25")))
+    assert message["event_type"] == "QUOTE"
+    assert message["data"]["best_bid"] == "6012.25"
+    assert message["data"]["timestamp"] == "2026-11-24T14:30:00.250000+00:00"
+    assert message["data"]["best_ask"] is None
+
+
+def test_one_event_is_encoded_once_for_every_client():
+    texts = MessageTexts()
+    event = quote("1.25")
+    assert texts.text(event) is texts.text(event)
+    assert len(texts) == 1
+    twin = quote("1.25")  # equal but another object: its own entry, the same text
+    assert texts.text(twin) == texts.text(event)
+    assert len(texts) == 2
+
+
+def test_the_oldest_texts_make_room():
+    texts = MessageTexts(limit=3)
+    events = [quote(str(n)) for n in range(1, 6)]
+    for event in events:
+        texts.text(event)
+    assert len(texts) == 3
+    assert json.loads(texts.text(events[0]))["data"]["best_bid"] == "1"
+
+
+@pytest.mark.anyio
+async def test_clients_share_the_texts_of_the_same_event():
+    texts = MessageTexts()
+    one, two = FanoutClient(1, 10, texts), FanoutClient(2, 10, texts)
+    event = quote("7.5")
+    for client in (one, two):
+        client.push(event)
+        client.reply({"event_type": "SUBSCRIBED_ACK", "data": {}})
+    first, second = await one.next_batch(), await two.next_batch()
+    assert first == second
+    assert json.loads(first[0])["event_type"] == "SUBSCRIBED_ACK"
+    assert first[1] is second[1]
