@@ -125,7 +125,15 @@ async def _run_serve(args: argparse.Namespace) -> None:
             factory, token=token, read_only=args.read_only, cors_origins=args.cors_origin
         )
         server = uvicorn.Server(
-            uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+            uvicorn.Config(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                # Deflating every small event message once per client costs more CPU than the
+                # bytes it saves on a local or LAN link.
+                ws_per_message_deflate=False,
+            )
         )
         base = f"http://{args.host}:{args.port}"
         print(
