@@ -48,7 +48,16 @@ from tradeforge_proto.queue import EventQueue, QueueOverflow
 from ..client import TradingClient
 from ..stream import TradingStream
 
-__all__ = ["Fanout", "FanoutClient", "MessageTexts", "event_message", "to_json"]
+__all__ = [
+    "SLOW_CONSUMER",
+    "Fanout",
+    "FanoutClient",
+    "MessageTexts",
+    "event_message",
+    "to_json",
+]
+
+SLOW_CONSUMER: Final = "SLOW_CONSUMER"
 
 _EVENT_TYPES: Final[dict[type[Any], str]] = {
     QuoteUpdated: "QUOTE",
@@ -181,6 +190,7 @@ class FanoutClient:
         self.subscriptions: set[Subscription] = set()
         self.accounts: set[AccountId] = set()
         self.overflowed = False
+        self._warned = False  # a SLOW_CONSUMER warning went out and the backlog has not cleared
         self._ready = anyio.Event()
 
     def __repr__(self) -> str:
@@ -205,7 +215,18 @@ class FanoutClient:
             self.overflowed = True
             self.queue.clear()
             self.replies.clear()
+        else:
+            self._warn_if_behind()
         self._ready.set()
+
+    def _warn_if_behind(self) -> None:
+        """Past half its queue, a client is told once, ahead of the events, that it lags."""
+        queued, limit = len(self.queue), self.queue.max_events
+        if not self._warned and queued * 2 > limit and limit > 1:
+            self._warned = True
+            self.replies.append(
+                {"event_type": SLOW_CONSUMER, "data": {"queued": queued, "limit": limit}}
+            )
 
     def reply(self, message: dict[str, Any]) -> None:
         """Queue a direct answer (acknowledgement or error), written before stream events."""
@@ -228,7 +249,10 @@ class FanoutClient:
                 batch = [message_text(reply) for reply in self.replies]
                 self.replies.clear()
                 text = self.texts.text
-                batch.extend(text(event) for event in self.queue.drain())
+                events = self.queue.drain()
+                if self._warned and len(events) * 4 < self.queue.max_events:
+                    self._warned = False  # caught up: warn again if it falls behind again
+                batch.extend(text(event) for event in events)
                 return batch
             self._ready = anyio.Event()
             await self._ready.wait()

@@ -1,4 +1,4 @@
-"""Message texts of the fan-out: exact JSON, made once per event however many clients get it."""
+"""A fan-out client: message texts made once per event, and a warning when it falls behind."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from tradeforge_anyio.service.fanout import FanoutClient, MessageTexts
-from tradeforge_proto.core.events import QuoteUpdated
-from tradeforge_proto.core.models import Quote
+from tradeforge_anyio.service.fanout import SLOW_CONSUMER, FanoutClient, MessageTexts
+from tradeforge_proto.core.enums import TradeSide
+from tradeforge_proto.core.events import MarketTradeReceived, QuoteUpdated
+from tradeforge_proto.core.models import MarketTrade, Quote
 
 STAMP = datetime(2026, 11, 24, 14, 30, 0, 250000, tzinfo=UTC)
 
@@ -58,3 +59,41 @@ async def test_clients_share_the_texts_of_the_same_event():
     assert first == second
     assert json.loads(first[0])["event_type"] == "SUBSCRIBED_ACK"
     assert first[1] is second[1]
+
+
+def prints(count: int) -> list[MarketTradeReceived]:
+    """Trade prints: never coalesced, so each one takes a place in the queue."""
+    return [
+        MarketTradeReceived(
+            MarketTrade("CON.F.US.MES.Z26", Decimal("6000.25"), 1, TradeSide.BUY, timestamp=STAMP)
+        )
+        for _ in range(count)
+    ]
+
+
+def types(batch: list[str]) -> list[str]:
+    return [json.loads(text)["event_type"] for text in batch]
+
+
+@pytest.mark.anyio
+async def test_a_client_past_half_its_queue_is_warned_once_ahead_of_the_events():
+    client = FanoutClient(1, 10)
+    for event in prints(5):
+        client.push(event)
+    assert types(await client.next_batch()) == ["TRADE"] * 5
+    for event in prints(8):
+        client.push(event)
+    batch = await client.next_batch()
+    assert types(batch) == [SLOW_CONSUMER] + ["TRADE"] * 8
+    assert json.loads(batch[0])["data"] == {"queued": 6, "limit": 10}
+    # Still behind: no second warning.
+    for event in prints(7):
+        client.push(event)
+    assert types(await client.next_batch()) == ["TRADE"] * 7
+    # Caught up (a small batch), then behind again: warned again.
+    client.push(prints(1)[0])
+    assert types(await client.next_batch()) == ["TRADE"]
+    for event in prints(6):
+        client.push(event)
+    assert types(await client.next_batch()) == [SLOW_CONSUMER] + ["TRADE"] * 6
+    assert not client.overflowed
