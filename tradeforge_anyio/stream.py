@@ -18,6 +18,7 @@ from typing import Self
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from tradeforge_proto.core.book import OrderBook
 from tradeforge_proto.core.errors import LocalProtocolError
@@ -28,6 +29,7 @@ from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import hubs_for
 from tradeforge_proto.queue import EventQueue, QueueOverflow
 from tradeforge_proto.stream import (
+    FEED_SIZE,
     CloseConnection,
     FetchToken,
     OpenConnection,
@@ -104,9 +106,19 @@ class _HubDriver:
                 await self._lost(exc)
                 return
             if data:
-                self.machine.receive_data(data, time.time())
+                await self._feed(data)
             else:
                 await self._lost(None)
+
+    async def _feed(self, data: bytes) -> None:
+        """Give the machine a read slice by slice, handing each slice's events on at once."""
+        machine = self.machine
+        last = len(data) - FEED_SIZE
+        for start in range(0, len(data), FEED_SIZE):
+            machine.receive_data(data[start : start + FEED_SIZE], time.time())
+            if start < last:  # the run loop hands on the last slice's events
+                self.stream._deliver(machine.events())
+                await anyio.lowlevel.checkpoint()
 
     async def _act(self) -> None:
         for action in self.machine.actions():

@@ -65,6 +65,9 @@ from .websocket import (
 )
 
 _AUTH_STATUSES: Final = frozenset({401, 403})
+# How much of a read runtimes hand to ``receive_data`` at a time, passing the events on between
+# slices: the first records of a long read then reach the reader before the rest is decoded.
+FEED_SIZE: Final = 16384
 
 
 class HubSpec(Protocol):
@@ -311,6 +314,7 @@ class StreamMachine:
             endpoint.host_header,
             endpoint.target,
             max_message_size=self.config.max_message_size,
+            text_pieces=True,  # SignalR records are decoded as soon as each one is complete
         )
         self._socket_open = True
         self._outbox = b""  # whatever was left for the previous socket never goes to this one

@@ -171,9 +171,13 @@ class UpgradeRequested:
 
 @attrs.frozen
 class TextReceived:
-    """One complete text message."""
+    """A text message; with ``text_pieces`` on, also each piece of one still arriving.
+
+    ``final`` is False for a piece that more of the same message follows.
+    """
 
     data: str
+    final: bool = True
 
 
 @attrs.frozen
@@ -231,10 +235,13 @@ WsEvent: TypeAlias = (
 class _WebSocketConnection:
     """What both roles share: messages, pings, the closing handshake and the outbound buffer."""
 
-    def __init__(self, role: ConnectionType, max_message_size: int) -> None:
+    def __init__(
+        self, role: ConnectionType, max_message_size: int, text_pieces: bool = False
+    ) -> None:
         if max_message_size < 1:
             raise LocalProtocolError("max_message_size must be at least 1")
         self._max_message_size = max_message_size
+        self._text_pieces = text_pieces
         self._handshake = H11Handshake(role)
         self._conn: Connection | None = None
         self._state = WebSocketState.CONNECTING
@@ -376,6 +383,12 @@ class _WebSocketConnection:
         if size > self._max_message_size:
             self._abort(1009, f"message over {self._max_message_size} bytes", out)
             return False
+        if self._text_pieces:
+            # Pieces go on as they arrive; only the message's size is remembered.
+            self._partial_size = 0 if event.message_finished else size
+            if data or event.message_finished:
+                out.append(TextReceived(data, event.message_finished))
+            return True
         parts = self._text_parts
         if not event.message_finished:
             parts.append(data)
@@ -439,6 +452,8 @@ class WebSocketClient(_WebSocketConnection):
 
     ``host`` is the Host header (with the port when it is not the default one), ``target`` the
     path plus query, such as ``"/hubs/user?access_token=..."``. The repr masks the token.
+    ``text_pieces`` hands on each piece of a text message as it arrives, for a reader that finds
+    its own record boundaries (SignalR) and can start on the first records of a long message.
     """
 
     def __init__(
@@ -449,8 +464,9 @@ class WebSocketClient(_WebSocketConnection):
         headers: Headers = (),
         subprotocols: Sequence[str] = (),
         max_message_size: int = _DEFAULT_MAX_MESSAGE_SIZE,
+        text_pieces: bool = False,
     ) -> None:
-        super().__init__(ConnectionType.CLIENT, max_message_size)
+        super().__init__(ConnectionType.CLIENT, max_message_size, text_pieces)
         if not _HOST.fullmatch(host):
             raise LocalProtocolError(f"invalid host {host!r}")
         if not _TARGET.fullmatch(target):

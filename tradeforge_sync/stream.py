@@ -29,6 +29,7 @@ from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import hubs_for
 from tradeforge_proto.queue import EventQueue, QueueOverflow
 from tradeforge_proto.stream import (
+    FEED_SIZE,
     CloseConnection,
     FetchToken,
     OpenConnection,
@@ -154,10 +155,19 @@ class _HubDriver:
             self._lost(exc)
             return
         if data:
-            with self.lock:
-                self.machine.receive_data(data, time.time())
+            self._feed(data)
         else:
             self._lost(None)
+
+    def _feed(self, data: bytes) -> None:
+        """Give the machine a read slice by slice, handing each slice's events on at once."""
+        last = len(data) - FEED_SIZE
+        for start in range(0, len(data), FEED_SIZE):
+            with self.lock:
+                self.machine.receive_data(data[start : start + FEED_SIZE], time.time())
+            if start < last:  # the run loop hands on the last slice's events
+                self._deliver()
+                time.sleep(0)  # lets the reader thread take the interpreter
 
     def _act(self) -> None:
         with self.lock:

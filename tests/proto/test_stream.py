@@ -121,6 +121,24 @@ def test_market_events_are_decoded():
     assert event.quote.best_ask == 5000.25
 
 
+def test_records_are_decoded_before_the_rest_of_their_message_arrives():
+    driver = started(market_driver(), Subscription.quotes(ES), Subscription.quotes(NQ))
+    driver.take(QuoteUpdated)
+    # One WebSocket message holding many records, as a busy hub batches them.
+    server = driver.server
+    server.hub.send("GatewayQuote", ES, QUOTE)
+    for _ in range(2000):
+        server.hub.send("GatewayQuote", NQ, QUOTE)
+    server.ws.send_text(server.hub.data_to_send())
+    data = server.ws.data_to_send()
+    driver.machine.receive_data(data[:200], driver.now)
+    (first,) = driver.machine.events()
+    assert isinstance(first, QuoteUpdated)
+    assert first.quote.contract_id == ES
+    driver.machine.receive_data(data[200:], driver.now)
+    assert len(driver.machine.events()) == 2000
+
+
 def test_a_dropped_connection_reconnects_and_resubscribes_exactly_once():
     subs = [Subscription.quotes(ES), Subscription.trades(ES), Subscription.depth(NQ)]
     driver = started(market_driver(), *subs)

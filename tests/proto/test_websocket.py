@@ -77,9 +77,11 @@ def request_for(client: WebSocketClient) -> tuple[WebSocketServer, UpgradeReques
 
 
 def open_pair(
-    target: str = TARGET, max_message_size: int = 4 * MIB
+    target: str = TARGET, max_message_size: int = 4 * MIB, *, text_pieces: bool = False
 ) -> tuple[WebSocketClient, WebSocketServer]:
-    client = WebSocketClient(HOST, target, max_message_size=max_message_size)
+    client = WebSocketClient(
+        HOST, target, max_message_size=max_message_size, text_pieces=text_pieces
+    )
     server, _ = request_for(client)
     assert server.accept() == []
     assert pump(server, client) == [Accepted(None, ())]
@@ -256,6 +258,57 @@ def test_fragmented_messages_are_reassembled():
     assert client.receive_data(frames) == [TextReceived("héllo wörld"), BytesReceived(b"abcd")]
     # The same frames split at every byte give the same messages.
     assert trickle(frames, open_pair()[0]) == [TextReceived("héllo wörld"), BytesReceived(b"abcd")]
+
+
+def test_text_pieces_go_on_as_they_arrive():
+    client, server = open_pair(text_pieces=True)
+    text = "record é\x1e" * 5000
+    server.send_text(text)
+    data = server.data_to_send()
+    first = client.receive_data(data[: len(data) // 2])
+    assert first, "the first half of a message is handed on before the rest arrives"
+    assert all(isinstance(e, TextReceived) and not e.final for e in first)
+    rest = trickle(data[len(data) // 2 :], client, [1, 333, 4096])
+    pieces = [*first, *rest]
+    assert "".join(p.data for p in pieces) == text
+    assert [p.final for p in pieces] == [False] * (len(pieces) - 1) + [True]
+    # Binary messages are still whole, and a short text comes as one final piece.
+    server.send_bytes(b"\x00" * 3)
+    server.send_text("ok")
+    assert pump(server, client) == [BytesReceived(b"\x00" * 3), TextReceived("ok")]
+
+
+def test_text_pieces_of_fragments_and_an_empty_final_frame():
+    client, _ = open_pair(text_pieces=True)
+    frames = server_frames(
+        TextMessage("hél", message_finished=False),
+        TextMessage("", message_finished=False),
+        TextMessage("lo", message_finished=False),
+        TextMessage("", message_finished=True),
+    )
+    assert client.receive_data(frames) == [
+        TextReceived("hél", final=False),
+        TextReceived("lo", final=False),
+        TextReceived("", final=True),
+    ]
+
+
+def test_text_pieces_still_count_against_the_message_limit():
+    client, _ = open_pair(max_message_size=10, text_pieces=True)
+    frames = server_frames(
+        TextMessage("abcd", message_finished=False),
+        TextMessage("abcd", message_finished=True),  # 8 bytes: within the limit
+        TextMessage("abcd", message_finished=False),  # the count starts again
+        TextMessage("abcd", message_finished=False),
+        TextMessage("abcd", message_finished=False),  # 12 bytes
+    )
+    assert client.receive_data(frames) == [
+        TextReceived("abcd", final=False),
+        TextReceived("abcd", final=True),
+        TextReceived("abcd", final=False),
+        TextReceived("abcd", final=False),
+        ConnectionClosed(1009, "message over 10 bytes", by_peer=False),
+    ]
 
 
 def test_fragmented_message_from_the_client_with_a_ping_in_between():
