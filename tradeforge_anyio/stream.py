@@ -97,6 +97,8 @@ class _HubDriver:
                 await self.wake.wait()
             self.wake = anyio.Event()
             return
+        data: bytes | None = None
+        # Only the wait is bounded: a read taken off the socket is always fed in full.
         with anyio.move_on_after(timeout):
             try:
                 data = await self.socket.receive(READ_SIZE)
@@ -105,10 +107,10 @@ class _HubDriver:
             except OSError as exc:
                 await self._lost(exc)
                 return
-            if data:
-                await self._feed(data)
-            else:
-                await self._lost(None)
+        if data:
+            await self._feed(data)
+        elif data is not None:
+            await self._lost(None)
 
     async def _feed(self, data: bytes) -> None:
         """Give the machine a read slice by slice, handing each slice's events on at once."""

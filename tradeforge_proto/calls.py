@@ -204,6 +204,7 @@ class Call(Generic[T]):
         self._reauthenticated = False  # the one retry after a 401 is used up
         self._resend_after_401 = False
         self._own_token: Secret | None = None  # the token this call obtained, if any
+        self._budget_wait_from: float | None = None  # when it first waited for the rate budget
 
     @property
     def operation(self) -> Operation[T]:
@@ -253,8 +254,13 @@ class Call(Generic[T]):
         ready = limiter.ready_at(operation.bucket, now)
         if ready > now:
             cap = self._core.policy.max_rate_wait
-            if cap is not None and ready - now > cap:
-                return self._fail(RateBudgetSpent(operation.bucket.value, ready - now))
+            if cap is not None:
+                # The cap bounds the call's whole wait for the budget, however many turns it
+                # loses to other calls taking the slot it was waiting for.
+                if self._budget_wait_from is None:
+                    self._budget_wait_from = now
+                if ready - self._budget_wait_from > cap:
+                    return self._fail(RateBudgetSpent(operation.bucket.value, ready - now))
             return Sleep(ready)
         limiter.acquire(operation.bucket, now)
         if kind is _Kind.LOGIN:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 
 from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_anyio.sim.server import SimServer
+from tradeforge_anyio.stream import READ_SIZE, _HubDriver
 from tradeforge_proto.core import (
     AccountUpdated,
     Connected,
@@ -152,3 +155,46 @@ async def test_malformed_frame_and_a_restarted_simulator():
                 seen = await collect(stream, has(QuoteUpdated), timeout=20)
                 assert any(isinstance(e, Connected) for e in seen)
                 second.set()
+
+
+class _SlowMachine:
+    """A connected machine whose deadline is near and whose decoding of a slice takes 2 ms."""
+
+    state = StreamState.CONNECTED
+
+    def __init__(self) -> None:
+        self.fed = 0
+
+    def next_deadline(self) -> float:
+        return time.time() + 0.003
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        self.fed += len(data)
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.002:
+            pass
+
+    def events(self) -> list[StreamEvent]:
+        return []
+
+
+class _BigReads:
+    async def receive(self, max_bytes: int) -> bytes:
+        await anyio.sleep(0.001)
+        return b"x" * max_bytes
+
+
+class _Sink:
+    async def _room_for_events(self, timeout: float) -> None:
+        return None
+
+    def _deliver(self, events: list[StreamEvent]) -> None:
+        assert events == []
+
+
+async def test_a_read_is_fed_in_full_even_when_the_wait_deadline_passes_meanwhile():
+    machine = _SlowMachine()
+    driver = _HubDriver(_Sink(), machine)  # type: ignore[arg-type]
+    driver.socket = _BigReads()  # type: ignore[assignment]
+    await driver._wait_for_input()
+    assert machine.fed == READ_SIZE

@@ -590,6 +590,18 @@ class TestMaxRateWait:
         assert trace.sleeps == [(now, T0 + 60.0)]
         assert trace.value == "ok"
 
+    def test_the_cap_bounds_the_whole_wait_not_each_turn(self) -> None:
+        limiter = RateLimiter({RateBucket.GENERAL: RateBudget(1, 2.0)})
+        core = make_core(limiter=limiter, policy=RetryPolicy(max_rate_wait=2.5))
+        limiter.acquire(RateBucket.GENERAL, T0)
+        call = core.start(read_op(), T0)
+        assert call.next_step(T0) == Sleep(T0 + 2.0)
+        limiter.acquire(RateBucket.GENERAL, T0 + 2.0)  # another call took the slot
+        step = call.next_step(T0 + 2.0)
+        assert isinstance(step, Failed)
+        assert isinstance(step.error, RateBudgetSpent)
+        assert step.error.retry_after == 2.0
+
     def test_provider_hint_longer_than_the_cap_fails_with_the_429(self) -> None:
         core = make_core(policy=RetryPolicy(max_rate_wait=5.0))
         trace = drive(core.start(read_op(), T0), [reply(429, retry_after=20)])

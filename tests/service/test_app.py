@@ -218,6 +218,11 @@ async def test_read_only_hides_every_change():
         ):
             assert response.status_code == 404, response.text
         assert ok(await http.get("/orders/open", params={"account_id": ACCOUNT})) == {"orders": []}
+        # Methods that never existed are still 405s, naming what is left.
+        for method, path, allowed in (("POST", "/health", "GET"), ("PUT", "/orders", "GET")):
+            refused = await http.request(method, path)
+            assert refused.status_code == 405, (method, path)
+            assert refused.headers["Allow"] == allowed
         doc = ok(await http.get("/openapi.json"))
         assert "post" not in doc["paths"]["/orders"]
         assert "/positions/close" not in doc["paths"]
@@ -264,6 +269,14 @@ async def test_requests_outside_the_document_are_refused_clearly():
         assert (await http.get("/orders/not-a-number")).status_code == 404
         garbled = ok(await http.post("/orders", content=b"\xff{", headers=JSON), 400)
         assert garbled["detail"]
+        assert ok(await http.get("/health", params={"x": "1"}), 422)["detail"][0]["loc"] == [
+            "query",
+            "x",
+        ]
+        beyond = {"account_id": ACCOUNT, "start": "9999-12-31T23:59:59-01:00"}
+        out_of_range = ok(await http.get("/orders", params=beyond), 422)["detail"][0]
+        assert out_of_range["loc"] == ["request"]
+        assert "out of range" in out_of_range["msg"]
 
 
 async def test_unknown_order_is_not_found():

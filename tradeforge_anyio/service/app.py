@@ -12,11 +12,8 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
-from starlette.requests import Request
-from starlette.responses import Response
 
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
@@ -284,10 +281,6 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
     return router
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"detail": "Not Found"}, status_code=status.HTTP_404_NOT_FOUND)
-
-
 def create_app(
     client_factory: ClientFactory,
     *,
@@ -333,18 +326,14 @@ def create_app(
 
     guard = [Depends(_bearer_check(token)), Depends(QueryNames())]
     app.include_router(stream_router(lambda: runtime.fanout, token))
-    routers = [_read_routes(runtime, read_only)]
-    if not read_only:
-        routers.append(_write_routes(runtime))
+    reads, writes = _read_routes(runtime, read_only), _write_routes(runtime)
+    routers, removed = ([reads], [writes]) if read_only else ([reads, writes], [])
     for router in routers:
         app.include_router(router, dependencies=guard)
-    if read_only:
-        # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
-        app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _not_found)
-    else:
-        app.add_exception_handler(
-            status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(routers, app)
-        )
+    # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
+    app.add_exception_handler(
+        status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(app, routers, removed)
+    )
     return app
 
 

@@ -7,7 +7,7 @@ header naming every method the path has.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Scope
 
 __all__ = ["QueryNames", "method_not_allowed"]
 
@@ -58,19 +59,26 @@ class QueryNames:
 
 
 def method_not_allowed(
-    routers: Sequence[APIRouter], app: FastAPI
+    app: FastAPI, routers: Sequence[APIRouter], removed: Sequence[APIRouter] = ()
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
-    """A 405 handler naming the methods of every route on the path, not only the first matched."""
+    """A 405 handler naming the methods of every route on the path, not only the first matched.
+
+    A request for one of the ``removed`` routes (left out on purpose) is a 404: it is not there.
+    """
+
+    def methods_on_path(candidates: Iterable[BaseRoute], scope: Scope) -> Iterator[str]:
+        for route in candidates:
+            methods = route.methods if isinstance(route, Route) else None
+            if methods and route.matches(scope)[0] is not Match.NONE:
+                yield from methods
 
     async def handle(request: Request, exc: Exception) -> Response:
+        scope = request.scope
+        gone = (route for router in removed for route in router.routes)
+        if request.method in set(methods_on_path(gone, scope)):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
         routes = [*app.router.routes, *(route for router in routers for route in router.routes)]
-        methods = {
-            method
-            for route in routes
-            if isinstance(route, Route) and route.methods
-            if route.matches(request.scope)[0] is not Match.NONE
-            for method in route.methods
-        }
+        methods = set(methods_on_path(routes, scope))
         return JSONResponse(
             {"detail": "Method Not Allowed"},
             status_code=405,

@@ -26,7 +26,7 @@ from tradeforge_proto.core.errors import (
 )
 
 from ..net import TransportError
-from .schemas import ErrorOut, ProviderErrorOut, UncertainOut
+from .schemas import ErrorOut, ProviderErrorOut, UncertainOut, ValidationErrorOut
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -67,7 +67,8 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
     if isinstance(exc, ValidationFailed):
         return _json(422, {"detail": _validation_detail(exc)})
     if isinstance(exc, LocalProtocolError):
-        return _json(422, {"detail": [{"loc": ["body"], "msg": str(exc), "type": "value_error"}]})
+        issue = {"loc": ["request"], "msg": str(exc), "type": "value_error"}
+        return _json(422, {"detail": [issue]})
     if isinstance(exc, FeatureDisabled):
         return _json(403, ErrorOut(detail=str(exc)))
     if isinstance(exc, RateLimited):
@@ -102,15 +103,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "No such path, or the provider knows no such account, contract or order",
     },
     409: {"model": ProviderErrorOut, "description": "The provider refused the request"},
+    422: {"model": ValidationErrorOut, "description": "The request does not fit the API"},
     429: {
         "model": ProviderErrorOut,
         "description": "Rate budget spent (ours or the provider's); see Retry-After",
     },
     502: {"model": ProviderErrorOut, "description": "The provider failed or refused our login"},
+    503: {"model": ErrorOut, "description": "The service is starting or stopping"},
 }
 BAD_BODY_RESPONSE: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not readable JSON"},
 }
 UNCERTAIN_RESPONSE: dict[int | str, dict[str, Any]] = {
-    503: {"model": UncertainOut, "description": "Sent, outcome unknown: reconcile by custom_tag"},
+    503: {
+        "model": UncertainOut,
+        "description": (
+            "Sent, outcome unknown: reconcile by custom_tag (a body without `status` means the"
+            " service is starting or stopping and nothing was sent)"
+        ),
+    },
 }

@@ -198,6 +198,20 @@ class ErrorOut(_Out):
     detail: str
 
 
+class ValidationIssue(_Out):
+    """One reason a request was refused: where (``loc``), what (``msg``) and its kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(_Out):
+    """The request does not fit the API: every problem found."""
+
+    detail: list[ValidationIssue]
+
+
 class ProviderErrorOut(ErrorOut):
     """A failure the provider reported; its codes are the endpoint's own numbering.
 
