@@ -210,13 +210,19 @@ async def test_read_only_hides_every_change():
         order = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
         position = {"account_id": ACCOUNT, "contract_id": mes}
         for response in (
-            await http.post("/orders", json=order),
-            await http.patch("/orders/1", json={"account_id": ACCOUNT, "size": 2}),
-            await http.delete("/orders/1", params={"account_id": ACCOUNT}),
             await http.post("/positions/close", json=position),
             await http.post("/positions/partial-close", json={**position, "size": 1}),
         ):
             assert response.status_code == 404, response.text
+        # Where a read shares the path, the change is a method the path no longer has.
+        for response in (
+            await http.post("/orders", json=order),
+            await http.patch("/orders/1", json={"account_id": ACCOUNT, "size": 2}),
+            await http.delete("/orders/1", params={"account_id": ACCOUNT}),
+        ):
+            assert response.status_code == 405, response.text
+            assert response.headers["Allow"] == "GET"
+            assert response.json()["detail"] == "Method Not Allowed (this service is read-only)"
         assert ok(await http.get("/orders/open", params={"account_id": ACCOUNT})) == {"orders": []}
         # Methods that never existed are still 405s, naming what is left.
         for method, path, allowed in (("POST", "/health", "GET"), ("PUT", "/orders", "GET")):

@@ -12,6 +12,7 @@ import json
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import schemathesis
@@ -33,39 +34,78 @@ def _unused_client() -> TradingClient:
     raise AssertionError("the document is built without a client")
 
 
-# The document the served app publishes; checked against the live one below.
-DOCUMENT = create_app(_unused_client, token=TOKEN).openapi()
-schema = schemathesis.openapi.from_dict(DOCUMENT)
-schema.config.generation.update(max_examples=100, database="none", with_security_parameters=False)
+def _schema(read_only: bool, max_examples: int) -> tuple[dict[str, Any], Any]:
+    """The document an app publishes, and schemathesis's reading of it."""
+    document = create_app(_unused_client, token=TOKEN, read_only=read_only).openapi()
+    loaded = schemathesis.openapi.from_dict(document)
+    loaded.config.generation.update(
+        max_examples=max_examples, database="none", with_security_parameters=False
+    )
+    return document, loaded
+
+
+# The documents the served apps publish; the first is checked against the live one below.
+DOCUMENT, schema = _schema(read_only=False, max_examples=100)
+READ_ONLY_DOCUMENT, read_only_schema = _schema(read_only=True, max_examples=25)
 
 
 @asynccontextmanager
-async def _service() -> AsyncIterator[str]:
+async def _service(read_only: bool) -> AsyncIterator[str]:
     # No rate budgets on either side: the fuzzer sends far more than 200 requests a minute.
     async with SimServer(SimConfig(budgets={})) as sim:
-        app = create_app(simulator_client(sim, budgets={}), token=TOKEN)
+        app = create_app(simulator_client(sim, budgets={}), token=TOKEN, read_only=read_only)
         async with served(app) as base:
             yield base
 
 
-@pytest.fixture(scope="module")
-def service_url() -> Iterator[str]:
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(_service()) as base:
+def _serving(read_only: bool) -> Iterator[str]:
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(_service(read_only)) as base,
+    ):
         yield base
 
 
-def test_the_fuzzed_document_is_the_served_one(service_url: str) -> None:
-    with urllib.request.urlopen(f"{service_url}/openapi.json", timeout=10) as response:
-        assert json.loads(response.read()) == DOCUMENT
+@pytest.fixture(scope="module")
+def service_url() -> Iterator[str]:
+    yield from _serving(read_only=False)
 
 
-@schema.parametrize()
-@settings(deadline=None, suppress_health_check=list(HealthCheck))
-def test_every_answer_is_documented_and_none_is_a_500(
-    case: schemathesis.Case, service_url: str
-) -> None:
+@pytest.fixture(scope="module")
+def read_only_url() -> Iterator[str]:
+    yield from _serving(read_only=True)
+
+
+def test_the_fuzzed_documents_are_the_served_ones(service_url: str, read_only_url: str) -> None:
+    for url, document in ((service_url, DOCUMENT), (read_only_url, READ_ONLY_DOCUMENT)):
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as response:
+            assert json.loads(response.read()) == document
+
+
+def check(case: schemathesis.Case, base_url: str) -> None:
+    """Send the case with the token; every check but "valid data is accepted" must hold."""
     case.call_and_validate(
-        base_url=service_url,
+        base_url=base_url,
         headers=AUTH,
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
     )
+
+
+FUZZ_SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_every_answer_is_documented_and_none_is_a_500(
+    case: schemathesis.Case, service_url: str
+) -> None:
+    check(case, service_url)
+
+
+@read_only_schema.parametrize()
+@FUZZ_SETTINGS
+def test_a_read_only_service_keeps_to_its_document(
+    case: schemathesis.Case, read_only_url: str
+) -> None:
+    """No write route is in it: a write method on a read path must be a 405 with its Allow."""
+    check(case, read_only_url)

@@ -291,7 +291,8 @@ def create_app(
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
-    ``read_only`` leaves out every route that changes orders or positions (they answer 404).
+    ``read_only`` leaves out every route that changes orders or positions: their paths answer 404,
+    or 405 where a read shares the path.
     ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``.
     """
     if not token:
@@ -326,13 +327,14 @@ def create_app(
 
     guard = [Depends(_bearer_check(token)), Depends(QueryNames())]
     app.include_router(stream_router(lambda: runtime.fanout, token))
-    reads, writes = _read_routes(runtime, read_only), _write_routes(runtime)
-    routers, removed = ([reads], [writes]) if read_only else ([reads, writes], [])
+    routers = [_read_routes(runtime, read_only)]
+    if not read_only:
+        routers.append(_write_routes(runtime))
     for router in routers:
         app.include_router(router, dependencies=guard)
-    # A removed write route is absent, not merely disallowed: 404 even where a read shares it.
+    note = " (this service is read-only)" if read_only else ""
     app.add_exception_handler(
-        status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(app, routers, removed)
+        status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(app, routers, note)
     )
     return app
 

@@ -59,11 +59,11 @@ class QueryNames:
 
 
 def method_not_allowed(
-    app: FastAPI, routers: Sequence[APIRouter], removed: Sequence[APIRouter] = ()
+    app: FastAPI, routers: Sequence[APIRouter], note: str = ""
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
     """A 405 handler naming the methods of every route on the path, not only the first matched.
 
-    A request for one of the ``removed`` routes (left out on purpose) is a 404: it is not there.
+    ``note`` is added to the message (why methods may be missing, such as a read-only service).
     """
 
     def methods_on_path(candidates: Iterable[BaseRoute], scope: Scope) -> Iterator[str]:
@@ -73,14 +73,10 @@ def method_not_allowed(
                 yield from methods
 
     async def handle(request: Request, exc: Exception) -> Response:
-        scope = request.scope
-        gone = (route for router in removed for route in router.routes)
-        if request.method in set(methods_on_path(gone, scope)):
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
         routes = [*app.router.routes, *(route for router in routers for route in router.routes)]
-        methods = set(methods_on_path(routes, scope))
+        methods = set(methods_on_path(routes, request.scope))
         return JSONResponse(
-            {"detail": "Method Not Allowed"},
+            {"detail": f"Method Not Allowed{note}"},
             status_code=405,
             headers={"Allow": ", ".join(sorted(methods))},
         )
