@@ -220,9 +220,20 @@ async def test_bad_messages_keep_the_connection() -> None:
                 answer = await receive(ws)
                 assert answer["event_type"] == "ERROR", (message, answer)
                 assert answer["data"]["message"]
+            flood = {
+                "provider_contract_ids": [f"CON.F.US.X{n}.Z26" for n in range(334)],
+                "data_types": ["QUOTE", "DEPTH", "TRADE"],
+            }
+            await send(ws, {"action": "subscribe", "market_data": flood})
+            refused = await receive(ws)
+            assert refused["event_type"] == "ERROR"
+            assert "at most 1000 subscriptions" in refused["data"]["message"]
             await send(ws, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
             assert (await ack(ws))["data"]["market_data"] == {mes: ["QUOTE"]}
             await until(ws, {"QUOTE"})
+            stream = service.fanout.stream
+            assert stream is not None
+            assert stream.subscriptions == (Subscription.quotes(mes),)
 
 
 async def test_token_required() -> None:

@@ -288,12 +288,14 @@ def create_app(
     read_only: bool = False,
     cors_origins: Sequence[str] = (),
     client_queue_size: int = 1000,
+    max_client_subscriptions: int = 1000,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
     ``read_only`` leaves out every route that changes orders or positions: their paths answer 404,
     or 405 where a read shares the path.
-    ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``.
+    ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``,
+    ``max_client_subscriptions`` the subscriptions one client may hold.
     """
     if not token:
         raise ValueError("the service token must not be empty")
@@ -303,7 +305,12 @@ def create_app(
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
         async with client_factory() as client, anyio.create_task_group() as group:
             runtime.client = client
-            fanout = Fanout(client, group, client_queue_size=client_queue_size)
+            fanout = Fanout(
+                client,
+                group,
+                client_queue_size=client_queue_size,
+                max_subscriptions=max_client_subscriptions,
+            )
             runtime.fanout = application.state.fanout = fanout
             try:
                 yield

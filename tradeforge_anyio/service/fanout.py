@@ -21,6 +21,7 @@ import anyio.abc
 import attrs
 
 from tradeforge_proto.core import jsoncodec
+from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.core.events import (
     AccountUpdated,
     Connected,
@@ -286,7 +287,8 @@ class Fanout:
     """The shared upstream stream, its reference-counted subscriptions and the dispatcher.
 
     ``task_group`` (the app lifespan's) runs the stream and the dispatcher once the first client
-    connects; ``aclose`` stops them.
+    connects; ``aclose`` stops them. ``max_subscriptions`` bounds what one client may hold, so one
+    client cannot flood the shared upstream connection with subscriptions.
     """
 
     def __init__(
@@ -295,10 +297,12 @@ class Fanout:
         task_group: anyio.abc.TaskGroup,
         *,
         client_queue_size: int = 1000,
+        max_subscriptions: int = 1000,
     ) -> None:
         self._client = client
         self._task_group = task_group
         self._client_queue_size = client_queue_size
+        self._max_subscriptions = max_subscriptions
         self._numbers = itertools.count(1)
         self._holders: dict[Subscription, set[FanoutClient]] = {}
         self._clients: set[FanoutClient] = set()
@@ -365,8 +369,18 @@ class Fanout:
         add_accounts: Iterable[AccountId] = (),
         remove_accounts: Iterable[AccountId] = (),
     ) -> None:
-        """Change what a client wants, subscribing / unsubscribing upstream as counts change."""
+        """Change what a client wants, subscribing / unsubscribing upstream as counts change.
+
+        LocalProtocolError, changing nothing, when the client would hold more than
+        ``max_subscriptions`` (each account of ACCOUNT_UPDATE counts as one).
+        """
         async with self._lock:
+            add, add_accounts = set(add), set(add_accounts)
+            held = len(client.subscriptions | add) + len(client.accounts | add_accounts)
+            if held > self._max_subscriptions:
+                raise LocalProtocolError(
+                    f"a client may hold at most {self._max_subscriptions} subscriptions"
+                )
             client.accounts.update(add_accounts)
             client.accounts.difference_update(remove_accounts)
             wanted = set(add)

@@ -7,7 +7,6 @@ and receive ``{"event_type": ..., "data": ...}`` messages.
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 from collections.abc import Callable
 from typing import Any, Final
@@ -15,6 +14,7 @@ from typing import Any, Final
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from tradeforge_proto.core import jsoncodec
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import AccountId
 from tradeforge_proto.core.subscriptions import Channel, Subscription
@@ -24,6 +24,7 @@ from .fanout import Fanout, FanoutClient
 __all__ = ["CLOSE_TOO_SLOW", "BadMessage", "Request", "parse_request", "stream_router"]
 
 CLOSE_TOO_SLOW: Final = 1013
+MAX_CONTRACT_ID: Final = 100  # characters; gateway contract ids are about 16
 MARKET_TYPES: Final = {"QUOTE": Channel.QUOTES, "DEPTH": Channel.DEPTH, "TRADE": Channel.TRADES}
 USER_TYPES: Final = {
     "ORDER_UPDATE": Channel.ORDERS,
@@ -62,17 +63,27 @@ def _section(message: dict[str, Any], name: str, ids: str) -> tuple[list[Any], l
     return keys, types
 
 
+def _shown(value: object) -> str:
+    """A client's value quoted in an error, cut short: errors never echo a whole message."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def _account_id(value: object) -> AccountId:
-    if isinstance(value, bool):
-        raise BadMessage(f"invalid account id {value!r}")
-    if isinstance(value, int):
-        return value
+    """A positive account id, as a JSON integer or a string of digits."""
+    number: object = value
     if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise BadMessage(f"invalid account id {value!r}")
+        digits = value.strip()
+        number = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 18 else 0
+    if isinstance(number, int) and not isinstance(number, bool) and 0 < number < 2**63:
+        return number
+    raise BadMessage(f"invalid account id {_shown(value)}")
+
+
+def _contract_id(value: object) -> str:
+    if isinstance(value, str) and 0 < len(value) <= MAX_CONTRACT_ID and value.isprintable():
+        return value
+    raise BadMessage(f"invalid contract id {_shown(value)}")
 
 
 def parse_request(text: object) -> Request:
@@ -80,28 +91,26 @@ def parse_request(text: object) -> Request:
     if not isinstance(text, str):
         raise BadMessage("messages must be JSON text")
     try:
-        message = json.loads(text)
-    except ValueError as exc:
-        raise BadMessage("the message is not JSON") from exc
+        message = jsoncodec.raw_loads(text)
+    except jsoncodec.JSONDecodeError:
+        raise BadMessage("the message is not JSON (or nests too deeply)") from None
     if not isinstance(message, dict):
         raise BadMessage("the message must be a JSON object")
     action = message.get("action")
     if action not in ("subscribe", "unsubscribe"):
-        raise BadMessage(f"unknown action {action!r}: 'subscribe' or 'unsubscribe'")
+        raise BadMessage(f"unknown action {_shown(action)}: 'subscribe' or 'unsubscribe'")
     subscriptions: set[Subscription] = set()
     accounts: set[AccountId] = set()
     contracts, market_types = _section(message, "market_data", "provider_contract_ids")
     for data_type in market_types:
         if data_type not in MARKET_TYPES:
-            raise BadMessage(f"unknown market data type {data_type!r}")
-    for contract_id in contracts:
-        if not isinstance(contract_id, str) or not contract_id:
-            raise BadMessage(f"invalid contract id {contract_id!r}")
+            raise BadMessage(f"unknown market data type {_shown(data_type)}")
+    for contract_id in map(_contract_id, contracts):
         subscriptions.update(Subscription(MARKET_TYPES[t], contract_id) for t in market_types)
     account_keys, user_types = _section(message, "user_data", "provider_account_ids")
     for data_type in user_types:
         if data_type not in USER_TYPES and data_type != ACCOUNT_UPDATE:
-            raise BadMessage(f"unknown user data type {data_type!r}")
+            raise BadMessage(f"unknown user data type {_shown(data_type)}")
     for account_id in (_account_id(a) for a in account_keys):
         for data_type in user_types:
             if data_type == ACCOUNT_UPDATE:
