@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -71,3 +74,37 @@ def test_fill_bot():
     assert "bought 1 at market" in out
     assert "P&L None" in out
     assert "flat again: done" in out
+
+
+def test_service_client():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+    token = "examples-service-token"
+    command = ["tradeforge_anyio.cli", "serve", "--port", str(port), "--token", token]
+    service = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        stdout=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/docs", timeout=5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the service did not come up"
+                time.sleep(0.1)
+        out = run("service_client.py", base, token)
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+    assert "service on topstepx (simulator)" in out
+    assert "account 20258288 PRAC-V2-150K-SIM-1, contract CON.F.US.MES." in out
+    assert "FILLED at " in out
+    assert ": BUY 1 @ " in out
+    assert "flat: True" in out
