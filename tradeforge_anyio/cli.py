@@ -133,6 +133,9 @@ async def _run_serve(args: argparse.Namespace) -> None:
                 # Deflating every small event message once per client costs more CPU than the
                 # bytes it saves on a local or LAN link.
                 ws_per_message_deflate=False,
+                # Idle connections outlive the clients' own keep-alive (httpx: 5 s), so a client
+                # never sends an order on a connection the server is closing at that moment.
+                timeout_keep_alive=75,
             )
         )
         base = f"http://{args.host}:{args.port}"
