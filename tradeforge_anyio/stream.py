@@ -320,6 +320,11 @@ class TradingStream(RealTimeStream):
         """The state of one hub's connection ("user" or "market")."""
         return self._drivers[hub].machine.state
 
+    @property
+    def config(self) -> StreamConfig:
+        """Keep-alive, timeouts and reconnect backoff, the same for both hubs."""
+        return next(iter(self._drivers.values())).machine.config
+
     # --- events ---
 
     def on(self, callback: Callback) -> None:

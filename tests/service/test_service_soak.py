@@ -10,9 +10,9 @@ goes as fast as the slowest client reads, on any machine, and no backlog builds.
 client holds every fill REST knows of, the simulator drops both upstream hub connections
 (``faults.drop_hub_after``) and the test waits until the fan-out's stream has reconnected and
 resubscribed: on every client (lifecycle messages, ending with a RESUBSCRIBED per hub), on the
-service (``/health``) and in the simulator's hub sessions. The service reconnects with its
-default backoff, which doubles at each drop (the attempt count only resets after a minute
-connected): ``CYCLES`` stays small to keep those waits short.
+service (``/health``) and in the simulator's hub sessions. The service is given a short
+reconnect backoff (``create_app(stream_config=...)``, as ``test_soak`` gives its stream): the
+default one doubles at each drop and only starts over after a minute connected.
 
 Drops happen between trading bursts because the gateway does not replay: a user event sent while
 the user hub is down is gone (a client reconciles with REST after RESUBSCRIBED). Dropping the user
@@ -56,8 +56,8 @@ from anyio.abc import TaskGroup
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.anyio.test_soak import STREAM, traced
 from tests.anyio.test_soak import memory as soak_memory
-from tests.anyio.test_soak import traced
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.fanout import Fanout
 from tradeforge_anyio.sim.server import SimServer
@@ -222,6 +222,8 @@ class Soak:
             await ws.send(request)
         await self.everyone(lambda c: c.kinds["SUBSCRIBED_ACK"] == 1, "every acknowledgement")
         await self.progress.until(self.upstream_ready, "the upstream subscriptions")
+        assert self.fanout.stream is not None
+        assert self.fanout.stream.config == STREAM  # the service's own setting reached it
 
     def upstream_ready(self) -> bool:
         """The fan-out's stream is connected on both hubs, each the simulator's only session of
@@ -331,7 +333,8 @@ async def test_service_soak_trading_market_data_and_reconnects() -> None:
 
 async def soak() -> None:
     async with SimServer(SimConfig(rate=RATE, budgets={})) as sim:
-        app = create_app(simulator_client(sim, budgets={}), token=TOKEN)
+        factory = simulator_client(sim, budgets={})
+        app = create_app(factory, token=TOKEN, stream_config=STREAM)
         async with (
             served(app) as base,
             httpx.AsyncClient(base_url=base, headers=AUTH, timeout=WAIT, limits=LIMITS) as http,

@@ -19,7 +19,7 @@ from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import Bracket, OrderModification
 from tradeforge_proto.providers.topstepx.symbols import active_contract
-from tradeforge_proto.stream import StreamState
+from tradeforge_proto.stream import StreamConfig, StreamState
 
 from ..client import TradingClient
 from .conformance import QueryNames, method_not_allowed
@@ -289,13 +289,15 @@ def create_app(
     cors_origins: Sequence[str] = (),
     client_queue_size: int = 1000,
     max_client_subscriptions: int = 1000,
+    stream_config: StreamConfig | None = None,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
     ``read_only`` leaves out every route that changes orders or positions: their paths answer 404,
     or 405 where a read shares the path.
     ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``,
-    ``max_client_subscriptions`` the subscriptions one client may hold.
+    ``max_client_subscriptions`` the subscriptions one client may hold; ``stream_config`` tunes
+    the shared upstream stream (keep-alive, timeouts, reconnect backoff).
     """
     if not token:
         raise ValueError("the service token must not be empty")
@@ -310,6 +312,7 @@ def create_app(
                 group,
                 client_queue_size=client_queue_size,
                 max_subscriptions=max_client_subscriptions,
+                stream_config=stream_config,
             )
             runtime.fanout = application.state.fanout = fanout
             try:

@@ -45,6 +45,7 @@ from tradeforge_proto.core.events import (
 from tradeforge_proto.core.models import AccountId
 from tradeforge_proto.core.subscriptions import Channel, Subscription
 from tradeforge_proto.queue import EventQueue, QueueOverflow
+from tradeforge_proto.stream import StreamConfig
 
 from ..client import TradingClient
 from ..stream import TradingStream
@@ -288,7 +289,8 @@ class Fanout:
 
     ``task_group`` (the app lifespan's) runs the stream and the dispatcher once the first client
     connects; ``aclose`` stops them. ``max_subscriptions`` bounds what one client may hold, so one
-    client cannot flood the shared upstream connection with subscriptions.
+    client cannot flood the shared upstream connection with subscriptions. ``stream_config`` tunes
+    the upstream stream (keep-alive, timeouts, reconnect backoff).
     """
 
     def __init__(
@@ -298,8 +300,10 @@ class Fanout:
         *,
         client_queue_size: int = 1000,
         max_subscriptions: int = 1000,
+        stream_config: StreamConfig | None = None,
     ) -> None:
         self._client = client
+        self._stream_config = stream_config
         self._task_group = task_group
         self._client_queue_size = client_queue_size
         self._max_subscriptions = max_subscriptions
@@ -321,7 +325,7 @@ class Fanout:
         return len(self._holders.get(subscription, ()))
 
     async def _run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        async with self._client.stream() as stream:
+        async with self._client.stream(config=self._stream_config) as stream:
             self.stream = stream
             task_status.started()
             try:
