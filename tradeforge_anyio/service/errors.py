@@ -33,6 +33,12 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSON
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
+def _retry_after(seconds: float | None) -> dict[str, str]:
+    """The Retry-After header: whole seconds, at least one (one when the wait is unknown)."""
+    wait = 1 if seconds is None else max(1, math.ceil(seconds))
+    return {"Retry-After": str(wait)}
+
+
 def _provider_body(exc: ProviderError) -> ProviderErrorOut:
     order_id = exc.order_id if isinstance(exc, OrderRejected) else None
     return ProviderErrorOut(
@@ -72,11 +78,10 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
     if isinstance(exc, FeatureDisabled):
         return _json(403, ErrorOut(detail=str(exc)))
     if isinstance(exc, RateLimited):
-        wait = max(1, math.ceil(exc.retry_after)) if exc.retry_after is not None else 1
-        return _json(429, _provider_body(exc), {"Retry-After": str(wait)})
+        return _json(429, _provider_body(exc), _retry_after(exc.retry_after))
     if isinstance(exc, RateBudgetSpent):
         failure = ProviderErrorOut(detail=str(exc))
-        return _json(429, failure, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+        return _json(429, failure, _retry_after(exc.retry_after))
     if isinstance(exc, AuthenticationError | ServerError):
         return _json(502, _provider_body(exc))
     if isinstance(exc, ProviderError):

@@ -214,12 +214,16 @@ class FanoutClient:
         try:
             self.queue.put(event)
         except QueueOverflow:
-            self.overflowed = True
-            self.queue.clear()
-            self.replies.clear()
+            self._overflow()
         else:
             self._warn_if_behind()
         self._ready.set()
+
+    def _overflow(self) -> None:
+        """Too slow: mark the client for closing and free everything waiting for it."""
+        self.overflowed = True
+        self.queue.clear()
+        self.replies.clear()
 
     def _warn_if_behind(self) -> None:
         """Past half its queue, a client is told once, ahead of the events, that it lags."""
@@ -235,9 +239,7 @@ class FanoutClient:
         if self.overflowed:
             return
         if len(self.replies) >= self.queue.max_events:
-            self.overflowed = True
-            self.queue.clear()
-            self.replies.clear()
+            self._overflow()
         else:
             self.replies.append(message)
         self._ready.set()
