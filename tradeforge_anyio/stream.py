@@ -27,8 +27,7 @@ from tradeforge_proto.core.interfaces import RealTimeStream
 from tradeforge_proto.core.models import AccountId, ContractId
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import hubs_for
-from tradeforge_proto.queue import EventQueue, QueueOverflow
-from tradeforge_proto.stream import (
+from tradeforge_proto.realtime.machine import (
     FEED_SIZE,
     CloseConnection,
     FetchToken,
@@ -38,6 +37,7 @@ from tradeforge_proto.stream import (
     StreamState,
     hub_for,
 )
+from tradeforge_proto.realtime.queue import EventQueue, QueueOverflow
 
 from .client import TradingClient
 from .net import default_ssl_context

@@ -5,8 +5,8 @@ Generic models, enums, errors and operations live in :mod:`tradeforge_proto.core
 state in :mod:`tradeforge_proto.session` and :mod:`tradeforge_proto.limits`; the request driver
 shared by every runtime in :mod:`tradeforge_proto.calls`. Realtime: WebSocket in
 :mod:`tradeforge_proto.websocket`, SignalR in :mod:`tradeforge_proto.signalr`, the reconnecting
-stream machine in :mod:`tradeforge_proto.stream` and its bounded event queue in
-:mod:`tradeforge_proto.queue`.
+stream machine in :mod:`tradeforge_proto.realtime.machine` and its bounded event queue in
+:mod:`tradeforge_proto.realtime.queue`.
 """
 
 from .calls import Authenticator, Call, CallState, Done, Failed, RestCore, RetryPolicy, Send, Sleep
@@ -95,9 +95,7 @@ from .http import HttpClientConnection, HttpClientState, HttpServerConnection, H
 from .limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from .orders import find_by_tag, new_custom_tag
 from .paging import BarPager
-from .queue import EventQueue, QueueOverflow, merge_depth
-from .session import AuthNeed, TokenSession, TokenState
-from .stream import (
+from .realtime.machine import (
     CloseConnection,
     FetchToken,
     HubSpec,
@@ -106,6 +104,8 @@ from .stream import (
     StreamMachine,
     StreamState,
 )
+from .realtime.queue import EventQueue, QueueOverflow, merge_depth
+from .session import AuthNeed, TokenSession, TokenState
 
 __version__ = "0.1.0"
 

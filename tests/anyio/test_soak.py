@@ -63,7 +63,7 @@ from tradeforge_proto.core import (
 from tradeforge_proto.core.operations import RateBucket
 from tradeforge_proto.limits import RateBudget
 from tradeforge_proto.providers.topstepx import wire
-from tradeforge_proto.stream import StreamConfig
+from tradeforge_proto.realtime.machine import StreamConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -25,7 +25,7 @@ from tradeforge_proto.core import (
     Resubscribed,
     StreamEvent,
 )
-from tradeforge_proto.stream import StreamConfig, StreamState
+from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = 20258288

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from tradeforge_proto.core.secret import Secret
+from tradeforge_proto.realtime.machine import (
+    CloseConnection,
+    FetchToken,
+    OpenConnection,
+    StreamMachine,
+)
 from tradeforge_proto.signalr import (
     CompletionReceived,
     HandshakeReceived,
@@ -13,12 +19,6 @@ from tradeforge_proto.signalr import (
     HubState,
     InvocationReceived,
     PingReceived,
-)
-from tradeforge_proto.stream import (
-    CloseConnection,
-    FetchToken,
-    OpenConnection,
-    StreamMachine,
 )
 from tradeforge_proto.websocket import (
     ConnectionClosed,

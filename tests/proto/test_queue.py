@@ -23,7 +23,7 @@ from tradeforge_proto.core.events import (
     StreamEvent,
 )
 from tradeforge_proto.core.models import Account, DepthUpdate, MarketTrade, Quote
-from tradeforge_proto.queue import EventQueue, QueueOverflow, merge_depth
+from tradeforge_proto.realtime.queue import EventQueue, QueueOverflow, merge_depth
 
 ES = "CON.F.US.EP.U25"
 NQ = "CON.F.US.ENQ.U25"

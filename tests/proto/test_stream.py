@@ -24,7 +24,7 @@ from tradeforge_proto.core import (
     SubscriptionFailed,
 )
 from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub
-from tradeforge_proto.stream import (
+from tradeforge_proto.realtime.machine import (
     FetchToken,
     OpenConnection,
     StreamConfig,

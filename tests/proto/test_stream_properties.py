@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tradeforge_proto.core import Reconnecting, StreamStopped, Subscription
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
-from tradeforge_proto.stream import StreamConfig, StreamMachine, StreamState
+from tradeforge_proto.realtime.machine import StreamConfig, StreamMachine, StreamState
 
 from .stream_harness import Driver
 

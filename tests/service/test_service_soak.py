@@ -62,7 +62,7 @@ from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.fanout import Fanout
 from tradeforge_anyio.sim.server import SimServer
 from tradeforge_anyio.sim.simulation import SimConfig
-from tradeforge_proto.stream import StreamState
+from tradeforge_proto.realtime.machine import StreamState
 
 from .harness import served, simulator_client
 

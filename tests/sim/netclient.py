@@ -16,7 +16,7 @@ from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.providers import topstepx
-from tradeforge_proto.stream import (
+from tradeforge_proto.realtime.machine import (
     CloseConnection,
     FetchToken,
     HubSpec,

@@ -350,7 +350,7 @@ async def test_fault_malformed_frame_reconnects_without_crashing():
 
 async def test_fault_silent_server_is_detected():
     from tradeforge_proto.core import Disconnected
-    from tradeforge_proto.stream import StreamConfig
+    from tradeforge_proto.realtime.machine import StreamConfig
 
     async with SimServer() as sim:
         rest = await logged_in(sim)

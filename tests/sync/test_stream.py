@@ -31,7 +31,7 @@ from tradeforge_proto.core import (
 )
 from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.core.secret import Secret
-from tradeforge_proto.stream import StreamConfig, StreamState
+from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 from tradeforge_sync.client import TradingClient
 from tradeforge_sync.stream import TradingStream
 

@@ -19,7 +19,7 @@ from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import Bracket, OrderModification
 from tradeforge_proto.providers.topstepx.symbols import active_contract
-from tradeforge_proto.stream import StreamConfig, StreamState
+from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 from ..client import TradingClient
 from .conformance import QueryNames, method_not_allowed

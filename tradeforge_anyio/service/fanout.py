@@ -44,8 +44,8 @@ from tradeforge_proto.core.events import (
 )
 from tradeforge_proto.core.models import AccountId
 from tradeforge_proto.core.subscriptions import Channel, Subscription
-from tradeforge_proto.queue import EventQueue, QueueOverflow
-from tradeforge_proto.stream import StreamConfig
+from tradeforge_proto.realtime.machine import StreamConfig
+from tradeforge_proto.realtime.queue import EventQueue, QueueOverflow
 
 from ..client import TradingClient
 from ..stream import TradingStream

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from tradeforge_proto.stream import StreamState
+from tradeforge_proto.realtime.machine import StreamState
 
 Side = Literal["BUY", "SELL"]
 PlaceableType = Literal[

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .enums import BarUnit, OrderSide, OrderType
+from .events import StreamEvent
 from .models import (
     Account,
     AccountId,
@@ -32,6 +33,35 @@ from .models import (
 )
 from .operations import Operation
 from .secret import Secret
+from .subscriptions import Subscription
+
+
+class HubSpec(Protocol):
+    """What a provider tells the stream machine about one of its hubs."""
+
+    @property
+    def name(self) -> str:
+        """Short hub name used in events ("user", "market")."""
+
+    @property
+    def url(self) -> str:
+        """The hub's http(s) or ws(s) URL."""
+
+    @property
+    def market_data(self) -> bool:
+        """True when silence on this hub means a stale feed (market data)."""
+
+    def handles(self, subscription: Subscription) -> bool:
+        """True when this hub serves the subscription."""
+
+    def subscribe_call(self, subscription: Subscription) -> tuple[str, tuple[Any, ...]]:
+        """Hub method and arguments that start the subscription."""
+
+    def unsubscribe_call(self, subscription: Subscription) -> tuple[str, tuple[Any, ...]]:
+        """Hub method and arguments that end the subscription."""
+
+    def decode(self, target: str, arguments: tuple[Any, ...]) -> list[StreamEvent]:
+        """Generic events for a server invocation (RemoteProtocolError when malformed)."""
 
 
 class Provider(Protocol):
@@ -106,6 +136,9 @@ class Provider(Protocol):
 
     def ping(self) -> Operation[str]:
         """Liveness probe."""
+
+    def hubs(self) -> tuple[HubSpec, ...]:
+        """Fresh specs of the provider's realtime hubs (each keeps per-connection decode state)."""
 
 
 class TradingPlatformAPI(abc.ABC):

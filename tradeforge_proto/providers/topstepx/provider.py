@@ -9,7 +9,7 @@ import attrs
 
 from ...config import ProfileSettings
 from ...core.errors import ConfigurationError
-from ...core.interfaces import Provider
+from ...core.interfaces import HubSpec, Provider
 from ...core.models import (
     Account,
     AccountId,
@@ -30,6 +30,7 @@ from ...core.operations import Operation
 from ...core.secret import Secret
 from . import rest
 from .environments import TOPSTEPX, Environment, environment
+from .hubs import hubs_for
 
 NAME: Final = "topstepx"
 
@@ -149,6 +150,12 @@ class TopStepX:
     def ping(self) -> Operation[str]:
         """Status/ping."""
         return rest.ping()
+
+    # --- realtime ---
+
+    def hubs(self) -> tuple[HubSpec, ...]:
+        """The user and market hubs of this environment, with fresh decode state."""
+        return hubs_for(self.environment.user_hub_url, self.environment.market_hub_url)
 
     # --- writes (never retried) ---
 

@@ -17,18 +17,18 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Iterable
-from typing import Any, Final, Protocol
+from typing import Final
 
 import attrs
 
-from .core.errors import (
+from ..core.errors import (
     AuthenticationError,
     LocalProtocolError,
     ProviderError,
     RemoteProtocolError,
     TradeForgeError,
 )
-from .core.events import (
+from ..core.events import (
     Connected,
     Disconnected,
     EventDropped,
@@ -41,9 +41,10 @@ from .core.events import (
     Subscribed,
     SubscriptionFailed,
 )
-from .core.secret import Secret
-from .core.subscriptions import Subscription
-from .signalr import (
+from ..core.interfaces import HubSpec as HubSpec
+from ..core.secret import Secret
+from ..core.subscriptions import Subscription
+from ..signalr import (
     CloseReceived,
     CompletionReceived,
     HandshakeCompleted,
@@ -53,7 +54,7 @@ from .signalr import (
     HubState,
     InvocationReceived,
 )
-from .websocket import (
+from ..websocket import (
     Accepted,
     ConnectionClosed,
     Rejected,
@@ -68,34 +69,6 @@ _AUTH_STATUSES: Final = frozenset({401, 403})
 # How much of a read runtimes hand to ``receive_data`` at a time, passing the events on between
 # slices: the first records of a long read then reach the reader before the rest is decoded.
 FEED_SIZE: Final = 16384
-
-
-class HubSpec(Protocol):
-    """What a provider tells the stream machine about one of its hubs."""
-
-    @property
-    def name(self) -> str:
-        """Short hub name used in events ("user", "market")."""
-
-    @property
-    def url(self) -> str:
-        """The hub's http(s) or ws(s) URL."""
-
-    @property
-    def market_data(self) -> bool:
-        """True when silence on this hub means a stale feed (market data)."""
-
-    def handles(self, subscription: Subscription) -> bool:
-        """True when this hub serves the subscription."""
-
-    def subscribe_call(self, subscription: Subscription) -> tuple[str, tuple[Any, ...]]:
-        """Hub method and arguments that start the subscription."""
-
-    def unsubscribe_call(self, subscription: Subscription) -> tuple[str, tuple[Any, ...]]:
-        """Hub method and arguments that end the subscription."""
-
-    def decode(self, target: str, arguments: tuple[Any, ...]) -> list[StreamEvent]:
-        """Generic events for a server invocation (RemoteProtocolError when malformed)."""
 
 
 @attrs.frozen

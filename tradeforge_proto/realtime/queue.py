@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Final
 
-from .core.enums import DepthType
-from .core.errors import ConfigurationError, LocalProtocolError, TradeForgeError
-from .core.events import DepthReceived, QuoteUpdated, StreamEvent
-from .core.models import ContractId, DepthUpdate
+from ..core.enums import DepthType
+from ..core.errors import ConfigurationError, LocalProtocolError, TradeForgeError
+from ..core.events import DepthReceived, QuoteUpdated, StreamEvent
+from ..core.models import ContractId, DepthUpdate
 
 __all__ = ["EventQueue", "QueueOverflow", "merge_depth"]
 
