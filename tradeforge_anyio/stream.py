@@ -1,171 +1,186 @@
-"""The async realtime stream: both hubs in one object, kept alive by the core's stream machine.
+"""The async realtime stream: the core's ``StreamSession`` stepped by one task per hub.
 
-Each hub gets a driver task that moves bytes between a socket and its ``StreamMachine`` and does
-what the machine asks (open or close a socket, fetch a token). Events go to callbacks (inline,
-so they must be quick) and into a bounded queue read with ``async for``: quotes and depth are
-coalesced when the reader falls behind, user events and market trades are never dropped — when
-the queue is full of them, reading from the network pauses until the reader catches up.
+Everything about the hubs (routing, keep-alive, reconnects, back-pressure, gap recovery, books,
+the queue) is the session's; a driver task only opens and closes its hub's socket, writes what
+the session produced, reads while the session allows, sleeps until its deadline, and runs the
+REST reads it asks for through the client. Events go to callbacks (inline: keep them quick) and
+to the reader of ``async for``.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Final, Self
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
 from tradeforge_proto.core.book import OrderBook
-from tradeforge_proto.core.errors import LocalProtocolError
-from tradeforge_proto.core.events import DepthReceived, StreamEvent
+from tradeforge_proto.core.errors import LocalProtocolError, SubscriptionTimeout
+from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.interfaces import RealTimeStream
 from tradeforge_proto.core.models import AccountId, ContractId
 from tradeforge_proto.core.subscriptions import Subscription
-from tradeforge_proto.providers.topstepx.hubs import hubs_for
-from tradeforge_proto.realtime.machine import (
-    FEED_SIZE,
+from tradeforge_proto.realtime import (
+    MAX_WAIT,
     CloseConnection,
+    EventQueue,
     FetchToken,
+    HubLink,
     OpenConnection,
+    RunOperation,
     StreamConfig,
-    StreamMachine,
+    StreamSession,
     StreamState,
-    hub_for,
+    StreamStats,
 )
-from tradeforge_proto.realtime.queue import EventQueue, QueueOverflow
 
 from .client import TradingClient
 from .net import default_ssl_context
 
-READ_SIZE = 65_536
+READ_SIZE: Final = 65_536
+CLOSE_TIMEOUT: Final = 2.0  # how long closing waits for close frames before cutting sockets
+SUBSCRIBE_TIMEOUT: Final = 30.0
 Callback = Callable[[StreamEvent], object]
+log = logging.getLogger("tradeforge.stream")
+_SOCKET_ERRORS: Final = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
-class _HubDriver:
-    """Moves one hub's bytes and carries out its machine's actions."""
+class _Driver:
+    """One hub's task: its socket, and the actions of its link."""
 
-    def __init__(self, stream: TradingStream, machine: StreamMachine) -> None:
+    def __init__(self, stream: TradingStream, link: HubLink) -> None:
         self.stream = stream
-        self.machine = machine
+        self.link = link
         self.socket: anyio.abc.ByteStream | None = None
-        self.lock = anyio.Lock()
         self.wake = anyio.Event()
-        self.started = False
+        self.running = False
+        self.done = anyio.Event()
+        self._reading: anyio.CancelScope | None = None
 
     def poke(self) -> None:
-        """Something changed (a subscription): the driver looks again now."""
+        """Look at the session again now (a subscription, room in the queue, a REST result)."""
         self.wake.set()
-
-    async def flush(self) -> None:
-        """Write whatever the machine has queued for the socket."""
-        async with self.lock:
-            data = self.machine.data_to_send()
-            if data and self.socket is not None:
-                try:
-                    await self.socket.send(data)
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                    await self._lost(exc)
-
-    async def _lost(self, error: BaseException | None) -> None:
-        socket, self.socket = self.socket, None
-        if socket is not None:
-            await anyio.aclose_forcefully(socket)
-        self.machine.connection_lost(time.time(), error)
+        if self._reading is not None:
+            self._reading.cancel()  # a read not yet taken is left in the socket
 
     async def run(self) -> None:
-        machine = self.machine
-        while machine.state is not StreamState.STOPPED:
-            await self._act()
-            await self.flush()
-            self.stream._deliver(machine.events())
-            await self._wait_for_input()
-            machine.handle_timer(time.time())
-        await self._act()
-        self.stream._deliver(machine.events())
+        link = self.link
+        try:
+            while not link.finished:
+                await self._step()
+                if link.feed(time.time()):
+                    await anyio.lowlevel.checkpoint()  # the reader takes this slice's events
+                    continue
+                await self._wait()
+                link.handle_timer(time.time())
+            await self._step()
+        finally:
+            await self._close_socket()
+            self.done.set()
 
-    async def _wait_for_input(self) -> None:
-        deadline = self.machine.next_deadline()
-        timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.time()))
-        await self.stream._room_for_events(timeout)
-        if self.socket is None:
+    async def _step(self) -> None:
+        for action in self.link.actions():
+            if isinstance(action, OpenConnection):
+                await self._open(action)
+            elif isinstance(action, CloseConnection):
+                await self._flush()
+                await self._close_socket()
+            elif isinstance(action, FetchToken):
+                await self._fetch_token(action.fresh)
+            else:
+                self.stream._task_group_now().start_soon(self._run_operation, action)
+        await self._flush()
+        self.stream._deliver()
+
+    async def _wait(self) -> None:
+        link = self.link
+        now = time.time()
+        deadline = link.next_deadline()
+        timeout = MAX_WAIT if deadline is None else max(0.0, min(MAX_WAIT, deadline - now))
+        if self.socket is None or not link.check_reading(now):
             with anyio.move_on_after(timeout):
                 await self.wake.wait()
             self.wake = anyio.Event()
             return
         data: bytes | None = None
-        # Only the wait is bounded: a read taken off the socket is always fed in full.
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(timeout) as self._reading:  # a read taken is always fed in full
             try:
                 data = await self.socket.receive(READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            except (anyio.EndOfStream, *_SOCKET_ERRORS):
                 data = b""
-            except OSError as exc:
-                await self._lost(exc)
-                return
-        if data:
-            await self._feed(data)
-        elif data is not None:
-            await self._lost(None)
+        self._reading = None
+        if data is not None:
+            if not data:
+                await self._close_socket()
+            link.receive_data(data, time.time())
 
-    async def _feed(self, data: bytes) -> None:
-        """Give the machine a read slice by slice, handing each slice's events on at once."""
-        machine = self.machine
-        last = len(data) - FEED_SIZE
-        for start in range(0, len(data), FEED_SIZE):
-            machine.receive_data(data[start : start + FEED_SIZE], time.time())
-            if start < last:  # the run loop hands on the last slice's events
-                self.stream._deliver(machine.events())
-                await anyio.lowlevel.checkpoint()
+    async def _flush(self) -> None:
+        data = self.link.data_to_send()
+        if data and self.socket is not None:
+            try:
+                await self.socket.send(data)
+            except _SOCKET_ERRORS as exc:
+                await self._close_socket()
+                self.link.connection_lost(time.time(), exc)
 
-    async def _act(self) -> None:
-        for action in self.machine.actions():
-            if isinstance(action, FetchToken):
-                await self._fetch_token(action.fresh)
-            elif isinstance(action, OpenConnection):
-                await self._open(action)
-            elif isinstance(action, CloseConnection):
-                await self.flush()
-                socket, self.socket = self.socket, None
-                if socket is not None:
-                    await anyio.aclose_forcefully(socket)
-
-    async def _fetch_token(self, fresh: bool) -> None:
-        client = self.stream.client
-        try:
-            token = await client.fresh_token(force=fresh)
-        except Exception as exc:  # every failure goes back to the machine
-            self.machine.token_failed(exc, time.time())
-            return
-        self.machine.token_received(token, time.time(), expires_at=client.token_expires_at)
+    async def _close_socket(self) -> None:
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            await anyio.aclose_forcefully(socket)
 
     async def _open(self, action: OpenConnection) -> None:
+        link = self.link
         try:
-            with anyio.fail_after(self.machine.config.handshake_timeout):
+            with anyio.fail_after(link.machine.config.handshake_timeout):
                 if action.tls:
-                    self.socket = await anyio.connect_tcp(
+                    socket: anyio.abc.ByteStream = await anyio.connect_tcp(
                         action.host,
                         action.port,
                         ssl_context=self.stream.ssl_context,
                         tls_hostname=action.host,
                     )
                 else:
-                    self.socket = await anyio.connect_tcp(action.host, action.port)
+                    socket = await anyio.connect_tcp(action.host, action.port)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            self.machine.connection_failed(exc, time.time())
+            link.connection_failed(exc, time.time())
             return
-        self.machine.connection_made(time.time())
+        if link.connection_made(time.time()):
+            self.socket = socket
+        else:
+            await anyio.aclose_forcefully(socket)  # no longer wanted (closing, held)
+
+    async def _fetch_token(self, fresh: bool) -> None:
+        client = self.stream.client
+        try:
+            token = await client.fresh_token(force=fresh)
+        except Exception as exc:  # every failure goes back to the session
+            self.link.token_failed(exc, time.time())
+            return
+        self.link.token_received(token, time.time(), expires_at=client.token_expires_at)
+
+    async def _run_operation(self, action: RunOperation) -> None:
+        try:
+            value = await self.stream.client.execute(action.operation)
+        except Exception as exc:  # the session decides what a failed read means
+            self.link.operation_failed(action.key, exc, time.time())
+        else:
+            self.link.operation_done(action.key, value, time.time())
+        self.stream._deliver()
+        self.poke()
 
 
 class TradingStream(RealTimeStream):
-    """Market data and user events of one login from both hubs, reconnecting by itself.
+    """Market data and user events of one login from every hub, reconnecting by itself.
 
-    ``async with client.stream() as stream:`` then subscribe at any time and read with
-    ``async for event in stream`` (or register callbacks with ``on``).
+    ``async with client.stream() as stream:`` then subscribe (each call returns once the hub
+    acknowledged) and read with ``async for event in stream`` or callbacks (``on``).
     """
 
     def __init__(
@@ -179,27 +194,17 @@ class TradingStream(RealTimeStream):
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
-        env = client.provider.environment
-        user, market = hubs_for(env.user_hub_url, env.market_hub_url)
-        rng = rng or random.Random()
-        self._drivers = {
-            hub.name: _HubDriver(self, StreamMachine(hub, config=config, rng=rng))
-            for hub in (user, market)
-        }
-        self._hubs = (user, market)
-        self.queue = EventQueue(max_events=max_events)
-        self._readable = anyio.Event()
-        self._drained = anyio.Event()
-        self._callbacks: list[Callback] = []
-        self._books: dict[ContractId, OrderBook] | None = {} if books else None
+        self.session = StreamSession(
+            client.provider, config=config, max_events=max_events, books=books, rng=rng
+        )
+        self._drivers = {name: _Driver(self, link) for name, link in self.session.links.items()}
         self.ssl_context = ssl_context or default_ssl_context()
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._progress = anyio.Event()  # set when events entered the queue
+        self._seen = 0
+        self._callbacks: list[Callback] = []
         self._closing = False
-        self._closed = False
         self.callback_errors = 0
-        self.overflowed = 0
-        # Room kept free for what one read can carry, so events that may not be dropped fit.
-        self._reserve = min(max_events // 2, 4096)
 
     # --- lifecycle ---
 
@@ -207,7 +212,7 @@ class TradingStream(RealTimeStream):
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         for driver in self._drivers.values():
-            if driver.machine.desired:
+            if driver.link.machine.desired:
                 self._start(driver)
         return self
 
@@ -222,49 +227,77 @@ class TradingStream(RealTimeStream):
         return await self._task_group.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
-        """Stop both hubs: close frames sent, sockets closed, drivers ended."""
+        """Stop every hub: close frames sent, sockets closed, tasks ended (within 2 s)."""
         if self._closing:
             return
         self._closing = True
-        for driver in self._drivers.values():
-            if driver.machine.state is not StreamState.STOPPED:
-                driver.machine.stop(time.time())
-                await driver._act()
-                await driver.flush()
-                if driver.socket is not None:
-                    await anyio.aclose_forcefully(driver.socket)
-                    driver.socket = None
-                self._deliver(driver.machine.events())
+        self.session.stop(time.time())
+        self._deliver()
+        with anyio.move_on_after(CLOSE_TIMEOUT):
+            for driver in self._drivers.values():
                 driver.poke()
-        # Readers stop only once every hub's last events (StreamStopped) are queued.
-        self._closed = True
-        self._readable.set()
+                if driver.running:
+                    await driver.done.wait()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()  # what is left: a slow peer, REST reads
+        self._wake_readers()
 
-    def _start(self, driver: _HubDriver) -> None:
-        if driver.started or self._task_group is None:
+    def _task_group_now(self) -> anyio.abc.TaskGroup:
+        if self._task_group is None:
+            raise LocalProtocolError("use the stream in `async with`")
+        return self._task_group
+
+    def _start(self, driver: _Driver) -> None:
+        if driver.running or self._task_group is None or self._closing:
             return
-        driver.started = True
-        driver.machine.start(time.time())
+        driver.running = True
+        driver.link.start(time.time())
         self._task_group.start_soon(driver.run)
 
     # --- subscriptions ---
 
-    async def subscribe(self, subscription: Subscription) -> None:
-        """Want one subscription; sent now if connected, else on (re)connection."""
-        if self._closing:
-            raise LocalProtocolError("the stream is closed")
-        driver = self._drivers[hub_for(self._hubs, subscription).name]
-        driver.machine.subscribe(subscription, time.time())
-        self._start(driver)
-        await driver.flush()
-        driver.poke()
+    async def subscribe(
+        self, subscription: Subscription, *, wait: bool = True, timeout: float = SUBSCRIBE_TIMEOUT
+    ) -> None:
+        """Want one subscription; by default return once acknowledged (see ``subscribe_all``)."""
+        await self.subscribe_all((subscription,), wait=wait, timeout=timeout)
+
+    async def subscribe_all(
+        self,
+        subscriptions: Iterable[Subscription],
+        *,
+        wait: bool = True,
+        timeout: float = SUBSCRIBE_TIMEOUT,
+    ) -> None:
+        """Want several subscriptions, sent at once; with ``wait``, return once all are live.
+
+        Raises SubscriptionFailed when one is refused (an unknown contract) or the stream stops,
+        SubscriptionTimeout when not acknowledged within ``timeout`` s (it stays wanted).
+        """
+        subs = tuple(dict.fromkeys(subscriptions))
+        for sub in subs:
+            driver = self._drivers[self.session.subscribe(sub, time.time()).name]
+            self._start(driver)
+            driver.poke()
+        self._deliver()
+        if wait:
+            await self._settled(subs, timeout)
+
+    async def _settled(self, subs: tuple[Subscription, ...], timeout: float) -> None:
+        session = self.session
+        pending = subs
+        with anyio.move_on_after(timeout):
+            while True:
+                pending = tuple(s for s in pending if session.pending(s))
+                if not pending:
+                    return
+                await self._progress.wait()
+        raise SubscriptionTimeout(pending[0], timeout)
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         """No longer want one subscription."""
-        driver = self._drivers[hub_for(self._hubs, subscription).name]
-        driver.machine.unsubscribe(subscription, time.time())
-        await driver.flush()
-        driver.poke()
+        self._drivers[self.session.unsubscribe(subscription, time.time()).name].poke()
+        self._deliver()
 
     async def subscribe_market(
         self,
@@ -273,10 +306,11 @@ class TradingStream(RealTimeStream):
         quotes: bool = True,
         trades: bool = True,
         depth: bool = False,
+        wait: bool = True,
     ) -> None:
-        """Quotes, trade prints and/or depth of a contract."""
-        for sub in Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth):
-            await self.subscribe(sub)
+        """Quotes, trade prints and/or depth of a contract, live when this returns."""
+        subs = Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth)
+        await self.subscribe_all(subs, wait=wait)
 
     async def unsubscribe_market(
         self,
@@ -298,13 +332,13 @@ class TradingStream(RealTimeStream):
         orders: bool = True,
         positions: bool = True,
         trades: bool = True,
+        wait: bool = True,
     ) -> None:
-        """Account, order, position and fill events of an account."""
+        """Account, order, position and fill events of an account, live when this returns."""
         subs = Subscription.user(
             account_id, accounts=accounts, orders=orders, positions=positions, fills=trades
         )
-        for sub in subs:
-            await self.subscribe(sub)
+        await self.subscribe_all(subs, wait=wait)
 
     async def unsubscribe_user(self, account_id: AccountId) -> None:
         """Stop user events of an account (the all-accounts channel stays)."""
@@ -313,66 +347,68 @@ class TradingStream(RealTimeStream):
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
-        """Every desired subscription."""
-        return tuple(s for d in self._drivers.values() for s in d.machine.desired)
+        """Every wanted subscription."""
+        return self.session.subscriptions
 
     def state(self, hub: str) -> StreamState:
         """The state of one hub's connection ("user" or "market")."""
-        return self._drivers[hub].machine.state
+        return self.session.links[hub].machine.state
 
     @property
     def config(self) -> StreamConfig:
-        """Keep-alive, timeouts and reconnect backoff, the same for both hubs."""
-        return next(iter(self._drivers.values())).machine.config
+        """Keep-alive, timeouts, reconnect backoff and recovery, the same for every hub."""
+        return self.session.config
 
     # --- events ---
 
     def on(self, callback: Callback) -> None:
-        """Call ``callback(event)`` for every event, inline: keep it quick and non-blocking."""
+        """Call ``callback(event)`` for every event as it is queued, inline: keep it quick."""
+        self.session.track_fresh()
         self._callbacks.append(callback)
+
+    @property
+    def queue(self) -> EventQueue:
+        """The bounded queue between the hubs and the reader (its coalescing counters)."""
+        return self.session.queue
+
+    @property
+    def stats(self) -> StreamStats:
+        """What was coalesced, paused, closed on purpose and recovered so far."""
+        return self.session.stats(time.time())
 
     def book(self, contract_id: ContractId) -> OrderBook | None:
         """The live order book of a contract (with ``books=True`` and depth subscribed)."""
-        return None if self._books is None else self._books.get(contract_id)
+        return self.session.book(contract_id)
 
-    def _deliver(self, events: list[StreamEvent]) -> None:
-        for event in events:
-            if self._books is not None and isinstance(event, DepthReceived):
-                book = self._books.get(event.contract_id)
-                if book is None:
-                    book = self._books[event.contract_id] = OrderBook(event.contract_id)
-                book.apply_all(event.updates)
+    def _deliver(self) -> None:
+        for event in self.session.take_fresh():
             for callback in self._callbacks:
                 try:
                     callback(event)
                 except Exception:  # a user callback must not stop the stream
                     self.callback_errors += 1
-            try:
-                self.queue.put(event)
-            except QueueOverflow:
-                # Reading pauses well before this (see _room_for_events); counted, never silent.
-                self.overflowed += 1
-        if events:
-            self._readable.set()
+                    log.exception("stream callback %r failed on %s", callback, type(event).__name__)
+        if self.session.enqueued != self._seen:
+            self._seen = self.session.enqueued
+            self._wake_readers()
 
-    async def _room_for_events(self, timeout: float) -> None:
-        """Pause reading while the queue has no room for events that cannot be dropped."""
-        with anyio.move_on_after(timeout):
-            while self.queue.space < self._reserve and not self._closed:
-                self._drained = anyio.Event()
-                await self._drained.wait()
+    def _wake_readers(self) -> None:
+        progress, self._progress = self._progress, anyio.Event()
+        progress.set()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[StreamEvent]:
+        session = self.session
         while True:
-            event = self.queue.get()
+            event = session.get()
             if event is not None:
-                self._drained.set()
+                if session.paused:
+                    for driver in self._drivers.values():
+                        driver.poke()
                 yield event
-                continue
-            if self._closed:
+            elif session.ended:
                 return
-            self._readable = anyio.Event()
-            await self._readable.wait()
+            else:
+                await self._progress.wait()

@@ -9,6 +9,7 @@ pool is thread-safe: any number of threads may call ``send`` at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import select
 import socket
@@ -16,7 +17,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -69,6 +70,89 @@ def wait_readable(sockets: Sequence[socket.socket], timeout: float) -> list[sock
         poller.register(fd, select.POLLIN)
     ready = poller.poll(max(0, math.ceil(timeout * 1000)))
     return [by_fd[fd] for fd, _ in ready]
+
+
+def _failed_connect(code: int, host: str, port: int) -> OSError:
+    return OSError(code, f"connecting to {host}:{port} failed: {errno.errorcode.get(code, code)}")
+
+
+def connect_unless(
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    *,
+    timeout: float,
+    wake: socket.socket,
+    unwanted: Callable[[], bool],
+) -> socket.socket | None:
+    """A connected socket (TLS with ``tls``), or None once ``unwanted()``, checked on each wake.
+
+    Whoever no longer wants the connection writes a byte to ``wake``'s peer, so closing never
+    waits for a slow connect. TimeoutError past ``timeout``, OSError when it fails.
+    """
+    deadline = time.monotonic() + timeout
+    error: OSError = OSError(f"{host}:{port} did not resolve")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+                raise _failed_connect(code, host, port)
+            if not _ready(sock, True, deadline, wake, unwanted):
+                _close(sock)
+                return None
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise _failed_connect(code, host, port)
+            if tls is not None:
+                sock = tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                if not _handshake(sock, deadline, wake, unwanted):
+                    _close(sock)
+                    return None
+            sock.setblocking(True)
+            return sock
+        except OSError as exc:
+            _close(sock)
+            error = exc
+    raise error
+
+
+def _handshake(
+    sock: ssl.SSLSocket, deadline: float, wake: socket.socket, unwanted: Callable[[], bool]
+) -> bool:
+    while True:
+        try:
+            sock.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            writing = False
+        except ssl.SSLWantWriteError:
+            writing = True
+        if not _ready(sock, writing, deadline, wake, unwanted):
+            return False
+
+
+def _ready(
+    sock: socket.socket,
+    writing: bool,
+    deadline: float,
+    wake: socket.socket,
+    unwanted: Callable[[], bool],
+) -> bool:
+    """Wait until ``sock`` is ready; False once unwanted, TimeoutError past ``deadline``."""
+    while not unwanted():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("connecting took longer than the handshake timeout")
+        readers = [wake] if writing else [wake, sock]
+        readable, writable, _ = select.select(readers, [sock] if writing else [], [], remaining)
+        if wake in readable:
+            with contextlib.suppress(OSError):
+                wake.recv(READ_SIZE)
+        if sock in readable or sock in writable:
+            return True
+    return False
 
 
 def _stale(sock: socket.socket) -> bool:

@@ -1,51 +1,53 @@
-"""The blocking realtime stream: both hubs in one object, kept alive by the core's stream machine.
+"""The blocking realtime stream: the core's ``StreamSession`` stepped by one thread per hub.
 
-Each hub gets a driver thread, started on its first subscription, that moves bytes between a
-socket and its ``StreamMachine`` and does what the machine asks (open or close a socket, fetch a
-token). Only that thread touches the hub's socket; other threads change the machine under its lock
-and wake the driver. Events go to callbacks (on the driver thread, one at a time, so they must be
-quick) and into a bounded queue read with ``for event in stream``: quotes and depth are coalesced
-when the reader falls behind, user events and market trades are never dropped — when the queue
-is full of them, reading from the network pauses until the reader catches up.
+Everything about the hubs (routing, keep-alive, reconnects, back-pressure, gap recovery, books,
+the queue) is the session's; a driver thread only opens and closes its hub's socket, writes what
+the session produced, reads while the session allows, sleeps until its deadline, and runs the
+REST reads it asks for through the client. Only a hub's driver touches its socket; every call
+into the session holds ``stream.lock``. Events go to callbacks (on a driver thread, under that
+lock: keep them quick) and to the reader of ``for event in stream``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Final, Self
 
 from tradeforge_proto.core.book import OrderBook
-from tradeforge_proto.core.errors import LocalProtocolError
-from tradeforge_proto.core.events import DepthReceived, StreamEvent
+from tradeforge_proto.core.errors import LocalProtocolError, SubscriptionTimeout
+from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.models import AccountId, ContractId
 from tradeforge_proto.core.subscriptions import Subscription
-from tradeforge_proto.providers.topstepx.hubs import hubs_for
-from tradeforge_proto.realtime.machine import (
-    FEED_SIZE,
+from tradeforge_proto.realtime import (
+    MAX_WAIT,
     CloseConnection,
+    EventQueue,
     FetchToken,
+    HubLink,
     OpenConnection,
+    RunOperation,
     StreamConfig,
-    StreamMachine,
+    StreamSession,
     StreamState,
-    hub_for,
+    StreamStats,
 )
-from tradeforge_proto.realtime.queue import EventQueue, QueueOverflow
 
 from .client import TradingClient
-from .net import default_ssl_context, wait_readable
+from .net import connect_unless, default_ssl_context, wait_readable
 
 READ_SIZE: Final = 65_536
-MAX_WAIT: Final = 0.5  # longest single wait of a driver, in seconds
-JOIN_TIMEOUT: Final = 5.0  # how long ``close`` waits for each driver thread
+CLOSE_TIMEOUT: Final = 2.0  # how long closing waits for close frames before cutting sockets
+SUBSCRIBE_TIMEOUT: Final = 30.0
 Callback = Callable[[StreamEvent], object]
+log = logging.getLogger("tradeforge.stream")
 
 
 def _close(sock: socket.socket | None) -> None:
@@ -54,97 +56,82 @@ def _close(sock: socket.socket | None) -> None:
             sock.close()
 
 
-class _HubDriver:
-    """Moves one hub's bytes and carries out its machine's actions, on its own thread."""
+class _Driver:
+    """One hub's thread: its socket, and the actions of its link."""
 
-    def __init__(self, stream: TradingStream, machine: StreamMachine) -> None:
+    def __init__(self, stream: TradingStream, link: HubLink) -> None:
         self.stream = stream
-        self.machine = machine
-        self.socket: socket.socket | None = None  # touched by the driver thread only
-        self.lock = threading.RLock()  # guards the machine
+        self.link = link
+        self.socket: socket.socket | None = None
         self.thread: threading.Thread | None = None
-        self.started = False
-        self._wake_in: socket.socket | None = None
-        self._wake_out: socket.socket | None = None
-
-    def poke(self) -> None:
-        """Something changed (a subscription): the driver looks again now."""
-        wake = self._wake_out
-        if wake is not None:
-            with contextlib.suppress(OSError):  # full: a wake-up is already pending; or closed
-                wake.send(b"\0")
-
-    def start(self) -> None:
-        """Start the driver thread (the stream joins it in ``close``)."""
         self._wake_in, self._wake_out = socket.socketpair()
         self._wake_out.setblocking(False)
+
+    def poke(self) -> None:
+        """Look at the session again now (a subscription, room in the queue, a REST result)."""
+        with contextlib.suppress(OSError):  # full: a wake-up is pending already; or closed
+            self._wake_out.send(b"\0")
+
+    def start(self) -> None:
         self.thread = threading.Thread(
-            target=self.run, name=f"tradeforge-{self.machine.hub.name}-hub", daemon=True
+            target=self.run, name=f"tradeforge-{self.link.name}-hub", daemon=True
         )
         self.thread.start()
 
-    def flush(self) -> None:
-        """Write whatever the machine has queued for the socket."""
-        with self.lock:
-            data = self.machine.data_to_send()
-        if data and self.socket is not None:
-            try:
-                self.socket.settimeout(self.machine.config.server_timeout)
-                self.socket.sendall(data)
-            except OSError as exc:
-                self._lost(exc)
-
-    def _lost(self, error: BaseException | None) -> None:
-        socket_, self.socket = self.socket, None
-        _close(socket_)
-        with self.lock:
-            self.machine.connection_lost(time.time(), error)
-
-    def _deliver(self) -> None:
-        with self.lock:
-            events = self.machine.events()
-        self.stream._deliver(events)
-
-    def _stopped(self) -> bool:
-        with self.lock:
-            return self.machine.state is StreamState.STOPPED
-
     def run(self) -> None:
+        link, lock = self.link, self.stream.lock
         try:
-            while not self._stopped():
-                self._act()
-                self.flush()
-                self._deliver()
-                self._wait_for_input()
-                with self.lock:
-                    self.machine.handle_timer(time.time())
-            self._act()
-            self._deliver()
+            while not link.finished:
+                self._step()
+                with lock:
+                    fed = link.feed(time.time())
+                if fed:
+                    time.sleep(0)  # the reader takes this slice's events
+                    continue
+                self._wait()
+                with lock:
+                    link.handle_timer(time.time())
+            self._step()
         except BaseException as exc:  # surfaces to the reader and to close()
             self.stream._failed(exc)
         finally:
-            socket_, self.socket = self.socket, None
-            _close(socket_)
-            wake_out, self._wake_out = self._wake_out, None
-            _close(wake_out)
+            self._close_socket()
+            _close(self._wake_out)
             _close(self._wake_in)
 
-    def _wait_for_input(self) -> None:
-        with self.lock:
-            deadline = self.machine.next_deadline()
-        timeout = MAX_WAIT if deadline is None else max(0.0, min(MAX_WAIT, deadline - time.time()))
-        self.stream._room_for_events(timeout)
-        wake, sock = self._wake_in, self.socket
-        assert wake is not None
+    def _step(self) -> None:
+        with self.stream.lock:
+            actions = self.link.actions()
+        for action in actions:
+            if isinstance(action, OpenConnection):
+                self._open(action)
+            elif isinstance(action, CloseConnection):
+                self._flush()
+                self._close_socket()
+            elif isinstance(action, FetchToken):
+                self._fetch_token(action.fresh)
+            else:
+                self.stream._start_operation(self, action)
+        self._flush()
+        self.stream._deliver()
+
+    def _wait(self) -> None:
+        link, lock, sock = self.link, self.stream.lock, self.socket
+        with lock:
+            now = time.time()
+            deadline = link.next_deadline()
+            reading = sock is not None and link.check_reading(now)
+        timeout = MAX_WAIT if deadline is None else max(0.0, min(MAX_WAIT, deadline - now))
         ready: list[socket.socket]
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            ready = [sock]  # decrypted bytes already waiting: nothing to wait for
+        if reading and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            ready = [sock]  # decrypted bytes already waiting
         else:
-            ready = wait_readable([wake] if sock is None else [wake, sock], timeout)
-        if wake in ready:
+            watched = [self._wake_in, sock] if reading and sock is not None else [self._wake_in]
+            ready = wait_readable(watched, timeout)
+        if self._wake_in in ready:
             with contextlib.suppress(OSError):
-                wake.recv(READ_SIZE)
-        if sock is None or sock not in ready:
+                self._wake_in.recv(READ_SIZE)
+        if not reading or sock is None or sock not in ready:
             return
         try:
             sock.settimeout(MAX_WAIT)  # only part of a TLS record may have arrived yet
@@ -152,75 +139,96 @@ class _HubDriver:
         except (TimeoutError, ssl.SSLWantReadError):
             return
         except OSError as exc:
-            self._lost(exc)
+            self._close_socket()
+            with lock:
+                link.connection_lost(time.time(), exc)
             return
-        if data:
-            self._feed(data)
+        if not data:
+            self._close_socket()
+        with lock:
+            link.receive_data(data, time.time())
+
+    def _flush(self) -> None:
+        with self.stream.lock:
+            data = self.link.data_to_send()
+        sock = self.socket
+        if data and sock is not None:
+            try:
+                sock.settimeout(self.link.machine.config.server_timeout)
+                sock.sendall(data)
+            except OSError as exc:
+                self._close_socket()
+                with self.stream.lock:
+                    self.link.connection_lost(time.time(), exc)
+
+    def _close_socket(self) -> None:
+        sock, self.socket = self.socket, None
+        _close(sock)
+
+    def abort(self) -> None:
+        """Cut the socket so a blocked write or read returns (closing took too long)."""
+        sock = self.socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _open(self, action: OpenConnection) -> None:
+        lock = self.stream.lock
+        timeout = self.link.machine.config.handshake_timeout
+        try:
+            sock = connect_unless(
+                action.host,
+                action.port,
+                self.stream.ssl_context if action.tls else None,
+                timeout=timeout,
+                wake=self._wake_in,
+                unwanted=self._gone,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            with lock:
+                self.link.connection_failed(exc, time.time())
+            return
+        with lock:
+            made = sock is not None and self.link.connection_made(time.time())
+        if made:
+            self.socket = sock
         else:
-            self._lost(None)
+            _close(sock)  # no longer wanted (closing, held)
 
-    def _feed(self, data: bytes) -> None:
-        """Give the machine a read slice by slice, handing each slice's events on at once."""
-        last = len(data) - FEED_SIZE
-        for start in range(0, len(data), FEED_SIZE):
-            with self.lock:
-                self.machine.receive_data(data[start : start + FEED_SIZE], time.time())
-            if start < last:  # the run loop hands on the last slice's events
-                self._deliver()
-                time.sleep(0)  # lets the reader thread take the interpreter
-
-    def _act(self) -> None:
-        with self.lock:
-            actions = self.machine.actions()
-        for action in actions:
-            if isinstance(action, FetchToken):
-                self._fetch_token(action.fresh)
-            elif isinstance(action, OpenConnection):
-                self._open(action)
-            elif isinstance(action, CloseConnection):
-                self.flush()
-                socket_, self.socket = self.socket, None
-                _close(socket_)
+    def _gone(self) -> bool:
+        with self.stream.lock:
+            return self.link.machine.state is not StreamState.CONNECTING
 
     def _fetch_token(self, fresh: bool) -> None:
         client = self.stream.client
         try:
             token = client.fresh_token(force=fresh)
-        except Exception as exc:  # every failure goes back to the machine
-            with self.lock:
-                self.machine.token_failed(exc, time.time())
+        except Exception as exc:  # every failure goes back to the session
+            with self.stream.lock:
+                self.link.token_failed(exc, time.time())
             return
-        with self.lock:
-            self.machine.token_received(token, time.time(), expires_at=client.token_expires_at)
+        with self.stream.lock:
+            self.link.token_received(token, time.time(), expires_at=client.token_expires_at)
 
-    def _open(self, action: OpenConnection) -> None:
-        timeout = self.machine.config.handshake_timeout
-        deadline = time.monotonic() + timeout
-        sock: socket.socket | None = None
+    def run_operation(self, action: RunOperation) -> None:
+        """Run one REST read for the session (on a thread of its own) and report back."""
         try:
-            sock = socket.create_connection((action.host, action.port), timeout=timeout)
-            if action.tls:
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                sock = self.stream.ssl_context.wrap_socket(sock, server_hostname=action.host)
-        except (OSError, TimeoutError, ssl.SSLError) as exc:
-            _close(sock)
-            with self.lock:
-                self.machine.connection_failed(exc, time.time())
-            return
-        with self.lock:
-            if self.machine.state is not StreamState.CONNECTING:
-                _close(sock)  # stopped meanwhile
-                return
-            self.socket = sock
-            self.machine.connection_made(time.time())
+            value = self.stream.client.execute(action.operation)
+        except Exception as exc:  # the session decides what a failed read means
+            with self.stream.lock:
+                self.link.operation_failed(action.key, exc, time.time())
+        else:
+            with self.stream.lock:
+                self.link.operation_done(action.key, value, time.time())
+        self.poke()
 
 
 class TradingStream:
-    """Market data and user events of one login from both hubs, reconnecting by itself.
+    """Market data and user events of one login from every hub, reconnecting by itself.
 
-    ``with client.stream() as stream:`` then subscribe at any time and read with
-    ``for event in stream``, ``events(timeout)`` or ``get(timeout)`` (or register callbacks with
-    ``on``). Hubs connect on their first subscription; ``close`` stops them.
+    ``with client.stream() as stream:`` then subscribe (each call returns once the hub
+    acknowledged) and read with ``for event in stream``, ``events(timeout)`` or ``get(timeout)``
+    (or callbacks, ``on``). Hubs connect on their first subscription; ``close`` stops them.
     """
 
     def __init__(
@@ -234,35 +242,28 @@ class TradingStream:
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
-        env = client.provider.environment
-        user, market = hubs_for(env.user_hub_url, env.market_hub_url)
-        rng = rng or random.Random()
-        self._drivers = {
-            hub.name: _HubDriver(self, StreamMachine(hub, config=config, rng=rng))
-            for hub in (user, market)
-        }
-        self._hubs = (user, market)
-        self.queue = EventQueue(max_events=max_events)
-        self._changed = threading.Condition()  # guards the queue and the flags below
-        self.lock = threading.RLock()  # held while events are delivered (and books updated)
-        self._callbacks: list[Callback] = []
-        self._books: dict[ContractId, OrderBook] | None = {} if books else None
+        self.session = StreamSession(
+            client.provider, config=config, max_events=max_events, books=books, rng=rng
+        )
+        self.lock = threading.RLock()  # guards the session; held while callbacks run
+        self._changed = threading.Condition(self.lock)  # events entered the queue
+        self._drivers = {name: _Driver(self, link) for name, link in self.session.links.items()}
         self.ssl_context = ssl_context or default_ssl_context()
-        self._closed = False  # no more subscriptions
-        self._ended = False  # drivers finished: readers stop once the queue is empty
+        self._operations: list[threading.Thread] = []
+        self._seen = 0
+        self._callbacks: list[Callback] = []
+        self._closed = False
         self._error: BaseException | None = None  # a driver thread failed with it
         self._error_raised = False
         self.callback_errors = 0
-        self.overflowed = 0
-        # Room kept free for what one read can carry, so events that may not be dropped fit.
-        self._reserve = min(max_events // 2, 4096)
 
     # --- lifecycle ---
 
     def __enter__(self) -> Self:
-        for driver in self._drivers.values():
-            if driver.machine.desired:
-                self._start(driver)
+        with self.lock:
+            for driver in self._drivers.values():
+                if driver.link.machine.desired:
+                    self._start(driver)
         return self
 
     def __exit__(
@@ -272,76 +273,116 @@ class TradingStream:
         tb: TracebackType | None,
     ) -> None:
         if exc is not None:
-            with self._changed:
+            with self.lock:
                 self._error_raised = True  # the block's own exception is the one to see
         self.close()
 
     def close(self) -> None:
-        """Stop both hubs: close frames sent, sockets closed, driver threads joined.
+        """Stop every hub: close frames sent, sockets closed, threads joined (within 2 s each).
 
         Raises the error of a driver thread that failed, unless a reader already got it.
         """
-        drivers = self._drivers.values()
-        if any(d.thread is threading.current_thread() for d in drivers):
+        if self._on_driver_thread():
             raise LocalProtocolError("close the stream from its owner's thread, not a callback")
-        with self._changed:
+        with self.lock:
             if self._closed:
                 return
             self._closed = True
-            self._changed.notify_all()  # a driver waiting for room stops waiting
-        for driver in drivers:
-            with driver.lock:
-                if driver.machine.state is not StreamState.STOPPED:
-                    driver.machine.stop(time.time())
+            self.session.stop(time.time())
+        threads = []
+        for driver in self._drivers.values():
             driver.poke()
-        for driver in drivers:
             if driver.thread is not None:
-                driver.thread.join(JOIN_TIMEOUT)
-            else:  # never started: no socket, only the final events
-                driver._act()
-                driver._deliver()
-        with self._changed:
-            self._ended = True
+                threads.append((driver, driver.thread))
+        for driver, thread in threads:
+            thread.join(CLOSE_TIMEOUT)
+            if thread.is_alive():
+                driver.abort()
+                thread.join(CLOSE_TIMEOUT)
+        for thread in self._operations:
+            thread.join(CLOSE_TIMEOUT)
+        self._deliver()  # final events of hubs that never started
+        with self.lock:
             self._changed.notify_all()
             error, raised = self._error, self._error_raised
             self._error_raised = True
         if error is not None and not raised:
             raise error
 
+    def _on_driver_thread(self) -> bool:
+        return any(d.thread is threading.current_thread() for d in self._drivers.values())
+
     def _failed(self, error: BaseException) -> None:
-        """A driver thread failed: readers get ``error`` once the queue is empty."""
-        with self._changed:
+        """A driver thread failed: the hubs stop, readers get ``error`` once the queue is empty."""
+        with self.lock:
             if self._error is None:
                 self._error = error
-            self._ended = True
+            self.session.stop(time.time())
             self._changed.notify_all()
+        for driver in self._drivers.values():
+            driver.poke()
 
-    def _start(self, driver: _HubDriver) -> None:
-        with driver.lock:
-            if driver.started:
-                return
-            driver.started = True
-            driver.machine.start(time.time())
-        driver.start()
+    def _start(self, driver: _Driver) -> None:
+        if driver.thread is None and not self._closed:
+            driver.link.start(time.time())
+            driver.start()
+
+    def _start_operation(self, driver: _Driver, action: RunOperation) -> None:
+        thread = threading.Thread(
+            target=driver.run_operation, args=(action,), name="tradeforge-recovery", daemon=True
+        )
+        with self.lock:
+            self._operations = [t for t in self._operations if t.is_alive()]
+            self._operations.append(thread)
+        thread.start()
 
     # --- subscriptions ---
 
-    def subscribe(self, subscription: Subscription) -> None:
-        """Want one subscription; sent now if connected, else on (re)connection."""
-        if self._closed:
-            raise LocalProtocolError("the stream is closed")
-        driver = self._drivers[hub_for(self._hubs, subscription).name]
-        with driver.lock:
-            driver.machine.subscribe(subscription, time.time())
-        self._start(driver)
-        driver.poke()
+    def subscribe(
+        self, subscription: Subscription, *, wait: bool = True, timeout: float = SUBSCRIBE_TIMEOUT
+    ) -> None:
+        """Want one subscription; by default return once acknowledged (see ``subscribe_all``)."""
+        self.subscribe_all((subscription,), wait=wait, timeout=timeout)
+
+    def subscribe_all(
+        self,
+        subscriptions: Iterable[Subscription],
+        *,
+        wait: bool = True,
+        timeout: float = SUBSCRIBE_TIMEOUT,
+    ) -> None:
+        """Want several subscriptions, sent at once; with ``wait``, return once all are live.
+
+        Raises SubscriptionFailed when one is refused (an unknown contract) or the stream stops,
+        SubscriptionTimeout when not acknowledged within ``timeout`` s (it stays wanted).
+        """
+        if wait and self._on_driver_thread():
+            raise LocalProtocolError("subscribe with wait=False from a callback")
+        subs = tuple(dict.fromkeys(subscriptions))
+        with self.lock:
+            for sub in subs:
+                driver = self._drivers[self.session.subscribe(sub, time.time()).name]
+                self._start(driver)
+                driver.poke()
+            if wait:
+                self._settled(subs, timeout)
+
+    def _settled(self, subs: tuple[Subscription, ...], timeout: float) -> None:
+        end = time.monotonic() + timeout
+        pending = subs
+        while True:
+            pending = tuple(s for s in pending if self.session.pending(s))
+            remaining = end - time.monotonic()
+            if not pending:
+                return
+            if remaining <= 0:
+                raise SubscriptionTimeout(pending[0], timeout)
+            self._changed.wait(remaining)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """No longer want one subscription."""
-        driver = self._drivers[hub_for(self._hubs, subscription).name]
-        with driver.lock:
-            driver.machine.unsubscribe(subscription, time.time())
-        driver.poke()
+        with self.lock:
+            self._drivers[self.session.unsubscribe(subscription, time.time()).name].poke()
 
     def subscribe_market(
         self,
@@ -350,10 +391,11 @@ class TradingStream:
         quotes: bool = True,
         trades: bool = True,
         depth: bool = False,
+        wait: bool = True,
     ) -> None:
-        """Quotes, trade prints and/or depth of a contract."""
-        for sub in Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth):
-            self.subscribe(sub)
+        """Quotes, trade prints and/or depth of a contract, live when this returns."""
+        subs = Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth)
+        self.subscribe_all(subs, wait=wait)
 
     def unsubscribe_market(
         self,
@@ -375,13 +417,13 @@ class TradingStream:
         orders: bool = True,
         positions: bool = True,
         trades: bool = True,
+        wait: bool = True,
     ) -> None:
-        """Account, order, position and fill events of an account."""
+        """Account, order, position and fill events of an account, live when this returns."""
         subs = Subscription.user(
             account_id, accounts=accounts, orders=orders, positions=positions, fills=trades
         )
-        for sub in subs:
-            self.subscribe(sub)
+        self.subscribe_all(subs, wait=wait)
 
     def unsubscribe_user(self, account_id: AccountId) -> None:
         """Stop user events of an account (the all-accounts channel stays)."""
@@ -390,88 +432,85 @@ class TradingStream:
 
     @property
     def subscriptions(self) -> tuple[Subscription, ...]:
-        """Every desired subscription."""
-        subs: list[Subscription] = []
-        for driver in self._drivers.values():
-            with driver.lock:
-                subs.extend(driver.machine.desired)
-        return tuple(subs)
+        """Every wanted subscription."""
+        with self.lock:
+            return self.session.subscriptions
 
     def state(self, hub: str) -> StreamState:
         """The state of one hub's connection ("user" or "market")."""
-        return self._drivers[hub].machine.state
+        with self.lock:
+            return self.session.links[hub].machine.state
 
     @property
     def config(self) -> StreamConfig:
-        """Keep-alive, timeouts and reconnect backoff, the same for both hubs."""
-        return next(iter(self._drivers.values())).machine.config
+        """Keep-alive, timeouts, reconnect backoff and recovery, the same for every hub."""
+        return self.session.config
 
     # --- events ---
 
     def on(self, callback: Callback) -> None:
-        """Call ``callback(event)`` for every event, on a driver thread: keep it quick.
+        """Call ``callback(event)`` for every event as it is queued, on a driver thread.
 
-        Callbacks run one at a time under ``stream.lock``; the final events of a hub that never
-        started are delivered by ``close`` on its caller's thread.
+        Callbacks run one at a time under ``stream.lock``: keep them quick.
         """
-        self._callbacks.append(callback)
+        with self.lock:
+            self.session.track_fresh()
+            self._callbacks.append(callback)
+
+    @property
+    def queue(self) -> EventQueue:
+        """The bounded queue between the hubs and the reader (its coalescing counters)."""
+        return self.session.queue
+
+    @property
+    def stats(self) -> StreamStats:
+        """What was coalesced, paused, closed on purpose and recovered so far."""
+        with self.lock:
+            return self.session.stats(time.time())
 
     def book(self, contract_id: ContractId) -> OrderBook | None:
         """The live order book of a contract (with ``books=True`` and depth subscribed).
 
-        Driver threads update it under ``stream.lock``: hold that lock to read it consistently
-        from another thread (callbacks already run under it).
+        Drivers update it under ``stream.lock``: hold that lock to read it from another thread.
         """
-        return None if self._books is None else self._books.get(contract_id)
+        return self.session.book(contract_id)
 
-    def _deliver(self, events: list[StreamEvent]) -> None:
+    def _deliver(self) -> None:
         with self.lock:
-            for event in events:
-                if self._books is not None and isinstance(event, DepthReceived):
-                    book = self._books.get(event.contract_id)
-                    if book is None:
-                        book = self._books[event.contract_id] = OrderBook(event.contract_id)
-                    book.apply_all(event.updates)
+            for event in self.session.take_fresh():
                 for callback in self._callbacks:
                     try:
                         callback(event)
                     except Exception:  # a user callback must not stop the stream
                         self.callback_errors += 1
-                with self._changed:
-                    try:
-                        self.queue.put(event)
-                    except QueueOverflow:
-                        # Reading pauses well before this (see _room_for_events); counted.
-                        self.overflowed += 1
-            if events:
-                with self._changed:
-                    self._changed.notify_all()
-
-    def _room_for_events(self, timeout: float) -> None:
-        """Pause reading while the queue has no room for events that cannot be dropped."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self.queue.space >= self._reserve or self._closed, timeout
-            )
+                        log.exception(
+                            "stream callback %r failed on %s", callback, type(event).__name__
+                        )
+            if self.session.enqueued != self._seen:
+                self._seen = self.session.enqueued
+                self._changed.notify_all()
 
     def get(self, timeout: float | None = None) -> StreamEvent | None:
         """The next event, waiting at most ``timeout`` seconds (None: none came, or closed).
 
         Raises the error of a driver thread that failed, once the events before it were read.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._changed:
+        end = None if timeout is None else time.monotonic() + timeout
+        session = self.session
+        with self.lock:
             while True:
-                event = self.queue.get()
+                event = session.get()
                 if event is not None:
-                    self._changed.notify_all()  # room for the drivers again
+                    if session.paused:
+                        for driver in self._drivers.values():
+                            driver.poke()
                     return event
-                if self._ended:
+                if session.ended or self._error is not None:
                     if self._error is not None and not self._error_raised:
                         self._error_raised = True
                         raise self._error
                     return None
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._changed.wait(remaining)

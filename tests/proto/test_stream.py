@@ -21,7 +21,7 @@ from tradeforge_proto.core import (
     StreamStopped,
     Subscribed,
     Subscription,
-    SubscriptionFailed,
+    SubscriptionRefused,
 )
 from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub
 from tradeforge_proto.realtime.machine import (
@@ -308,7 +308,7 @@ def test_refused_subscription_is_reported_and_forgotten():
     driver.server.refuse["SubscribeContractMarketDepth"] = "not entitled"
     driver.machine.subscribe(Subscription.depth(ES), driver.now)
     driver.pump()
-    (failed,) = driver.take(SubscriptionFailed)
+    (failed,) = driver.take(SubscriptionRefused)
     assert failed.error == "not entitled"
     assert driver.machine.desired == ()
     driver.drop()

@@ -40,7 +40,7 @@ from tradeforge_proto.core.events import (
     StreamEvent,
     StreamStopped,
     Subscribed,
-    SubscriptionFailed,
+    SubscriptionRefused,
 )
 from tradeforge_proto.core.models import AccountId
 from tradeforge_proto.core.subscriptions import Channel, Subscription
@@ -75,7 +75,7 @@ _EVENT_TYPES: Final[dict[type[Any], str]] = {
     Reconnecting: "RECONNECTING",
     Resubscribed: "RESUBSCRIBED",
     Subscribed: "SUBSCRIBED",
-    SubscriptionFailed: "SUBSCRIPTION_FAILED",
+    SubscriptionRefused: "SUBSCRIPTION_FAILED",
     FeedStale: "FEED_STALE",
     EventDropped: "EVENT_DROPPED",
     StreamStopped: "STREAM_STOPPED",
@@ -176,7 +176,7 @@ def _route(event: StreamEvent) -> Subscription | None:
         return Subscription.fills(event.fill.account_id)
     if isinstance(event, AccountUpdated):
         return Subscription.accounts()
-    if isinstance(event, Subscribed | SubscriptionFailed):
+    if isinstance(event, Subscribed | SubscriptionRefused):
         return event.subscription
     return None
 

@@ -50,7 +50,7 @@ from .events import (
     StreamEvent,
     StreamStopped,
     Subscribed,
-    SubscriptionFailed,
+    SubscriptionRefused,
 )
 from .interfaces import Provider, RealTimeStream, TradingPlatformAPI
 from .models import (
@@ -150,7 +150,7 @@ __all__ = [
     "StreamStopped",
     "Subscribed",
     "Subscription",
-    "SubscriptionFailed",
+    "SubscriptionRefused",
     "TradeForgeError",
     "TradeSide",
     "TradingPlatformAPI",

@@ -167,3 +167,24 @@ class OrderUncertain(TradeForgeError):
             f"outcome of {operation} for account {account_id}{tag} is unknown{reason}; "
             "reconcile before trying again"
         )
+
+
+class SubscriptionFailed(TradeForgeError):
+    """The provider refused a subscription (an unknown contract, say), or the stream stopped."""
+
+    def __init__(self, subscription: object, reason: str) -> None:
+        self.subscription = subscription
+        self.reason = reason
+        super().__init__(f"{subscription} was refused: {reason}")
+
+
+class SubscriptionTimeout(TradeForgeError):
+    """A subscription was not acknowledged in time; it stays wanted and is sent on connection."""
+
+    def __init__(self, subscription: object, timeout: float) -> None:
+        self.subscription = subscription
+        self.timeout = timeout
+        super().__init__(
+            f"{subscription} was not acknowledged within {timeout:g}s; "
+            "it stays wanted and is sent when the hub connects"
+        )

@@ -16,6 +16,7 @@ class AccountUpdated:
     """An account's balance or status changed (the whole current account)."""
 
     account: Account
+    recovered: bool = False  # rebuilt through REST after a gap, not seen live
 
 
 @attrs.frozen
@@ -23,6 +24,7 @@ class OrderUpdated:
     """An order was created or changed (the whole current order)."""
 
     order: Order
+    recovered: bool = False  # rebuilt through REST after a gap, not seen live
 
 
 @attrs.frozen
@@ -30,6 +32,7 @@ class PositionUpdated:
     """A position changed; size 0 means the position is now flat."""
 
     position: Position
+    recovered: bool = False  # rebuilt through REST after a gap, not seen live
 
     @property
     def is_flat(self) -> bool:
@@ -42,6 +45,7 @@ class FillReceived:
     """An execution on one of our accounts."""
 
     fill: Fill
+    recovered: bool = False  # rebuilt through REST after a gap, not seen live
 
 
 @attrs.frozen
@@ -119,12 +123,49 @@ class Resubscribed:
 
 
 @attrs.frozen
-class SubscriptionFailed:
+class SubscriptionRefused:
     """The provider refused a subscription; it is no longer desired."""
 
     hub: str
     subscription: Subscription
     error: str
+
+
+@attrs.frozen
+class Resynced:
+    """What a user-hub gap missed was fetched and delivered (the ``recovered`` events before it).
+
+    Counts are of the events delivered as recovered; ``since`` is the UNIX time looked back to.
+    """
+
+    hub: str
+    orders: int
+    fills: int
+    positions: int
+    accounts: int
+    since: float
+
+
+@attrs.frozen
+class ResyncFailed:
+    """The reads that recover a user-hub gap failed; they are tried again in ``retry_in`` s."""
+
+    hub: str
+    error: str
+    retry_in: float
+
+
+@attrs.frozen
+class FeedGap:
+    """Market data of these contracts was not received from ``lost_at`` to ``resumed_at``.
+
+    Market data is live by nature and not recovered: books are rebuilt from the new snapshot.
+    """
+
+    hub: str
+    contract_ids: tuple[ContractId, ...]
+    lost_at: float
+    resumed_at: float
 
 
 @attrs.frozen
@@ -169,7 +210,10 @@ LifecycleEvent = (
     | Reconnecting
     | Subscribed
     | Resubscribed
-    | SubscriptionFailed
+    | SubscriptionRefused
+    | Resynced
+    | ResyncFailed
+    | FeedGap
     | FeedStale
     | EventDropped
     | StreamStopped

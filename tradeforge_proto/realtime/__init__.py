@@ -18,19 +18,39 @@ from .machine import (
     hub_for,
 )
 from .queue import EventQueue, QueueOverflow, merge_depth
+from .recovery import Ledger, Recovery, RecoveryRead
+from .session import (
+    MAX_WAIT,
+    HubLink,
+    RunOperation,
+    SessionAction,
+    StreamSession,
+    StreamStats,
+    SubscriptionStatus,
+)
 
 __all__ = [
     "FEED_SIZE",
+    "MAX_WAIT",
     "CloseConnection",
     "EventQueue",
     "FetchToken",
+    "HubLink",
     "HubSpec",
+    "Ledger",
     "OpenConnection",
     "QueueOverflow",
+    "Recovery",
+    "RecoveryRead",
+    "RunOperation",
+    "SessionAction",
     "StreamAction",
     "StreamConfig",
     "StreamMachine",
+    "StreamSession",
     "StreamState",
+    "StreamStats",
+    "SubscriptionStatus",
     "hub_for",
     "merge_depth",
 ]

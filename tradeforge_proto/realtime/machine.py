@@ -39,9 +39,9 @@ from ..core.events import (
     StreamEvent,
     StreamStopped,
     Subscribed,
-    SubscriptionFailed,
+    SubscriptionRefused,
 )
-from ..core.interfaces import HubSpec as HubSpec
+from ..core.interfaces import HubSpec
 from ..core.secret import Secret
 from ..core.subscriptions import Subscription
 from ..signalr import (
@@ -65,6 +65,19 @@ from ..websocket import (
     ws_endpoint,
 )
 
+__all__ = [
+    "FEED_SIZE",
+    "CloseConnection",
+    "FetchToken",
+    "HubSpec",
+    "OpenConnection",
+    "StreamAction",
+    "StreamConfig",
+    "StreamMachine",
+    "StreamState",
+    "hub_for",
+]
+
 _AUTH_STATUSES: Final = frozenset({401, 403})
 # How much of a read runtimes hand to ``receive_data`` at a time, passing the events on between
 # slices: the first records of a long read then reach the reader before the rest is decoded.
@@ -86,6 +99,11 @@ class StreamConfig:
     max_refusals: int = 3
     token_margin: float = 300.0
     max_message_size: int = 4 * 1024 * 1024
+    # A hub whose reading stayed paused this long for a slow reader is closed on purpose, then
+    # reconnected (and its gap recovered) once the reader made room.
+    max_pause: float = 30.0
+    recovery_overlap: float = 60.0  # seconds looked back before the last moment known complete
+    recovery_retry: float = 5.0  # delay before failed recovery reads are tried again
 
     def backoff_bound(self, attempt: int) -> float:
         """The largest delay attempt ``attempt`` (1, 2, ...) may wait."""
@@ -133,6 +151,7 @@ class StreamState(enum.Enum):
     HANDSHAKING = "handshaking"  # WebSocket upgrade and SignalR handshake under way
     CONNECTED = "connected"
     BACKOFF = "backoff"  # waiting before the next attempt
+    HELD = "held"  # closed on purpose; connects again on ``release``
     STOPPED = "stopped"
 
 
@@ -167,6 +186,7 @@ class StreamMachine:
         self._connections = 0  # completed handshakes so far
         self._outbox = b""  # last bytes of a connection being closed (its close frame)
         self._endpoint: WsEndpoint | None = None
+        self._opens_requested = 0
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -183,6 +203,7 @@ class StreamMachine:
         self._last_sent = 0.0
         self._last_data = 0.0
         self._healthy = False
+        self._paused_since: float | None = None  # reading paused by the owner since then
 
     # --- inspection ---
 
@@ -200,6 +221,11 @@ class StreamMachine:
     def active(self) -> tuple[Subscription, ...]:
         """Subscriptions the current connection has acknowledged."""
         return tuple(s for s, st in self._subs.items() if st is _Sub.ACTIVE)
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while the owner does not read this connection (see ``pause_reading``)."""
+        return self._paused_since is not None
 
     @property
     def attempt(self) -> int:
@@ -244,6 +270,50 @@ class StreamMachine:
             raise LocalProtocolError(f"cannot start a stream that is {self._state.value}")
         self._begin_attempt(now)
 
+    def pause_reading(self, now: float) -> None:
+        """The owner stops reading for now: silence from then on is not the server's fault.
+
+        Receive-side deadlines (server timeout, stale feed, acknowledgements, the handshake) stand
+        still until ``resume_reading``; keep-alive pings go on.
+        """
+        if self._paused_since is None and self._socket_open:
+            self._paused_since = now
+
+    def resume_reading(self, now: float) -> None:
+        """The owner reads again: the receive-side deadlines move by the time spent paused."""
+        since = self._paused_since
+        if since is None:
+            return
+        self._paused_since = None
+        paused = max(0.0, now - since)
+        self._last_received += paused
+        self._last_data += paused
+        self._pending = {
+            k: (sub, op, sent + paused) for k, (sub, op, sent) in self._pending.items()
+        }
+        if self._state is StreamState.HANDSHAKING and self._deadline_at is not None:
+            self._deadline_at += paused
+
+    def hold(self, now: float, reason: str) -> None:
+        """Close the connection on purpose and stay closed until ``release``."""
+        if self._state in (StreamState.STOPPED, StreamState.HELD):
+            return
+        was_connected = self._state is StreamState.CONNECTED
+        if self._socket_open or self._state is StreamState.CONNECTING:
+            if self._hub_conn is not None and was_connected:
+                self._hub_conn.close()
+                self._flush(now)
+            self._close_socket(reason)
+        self._reset_connection()
+        self._state = StreamState.HELD
+        if was_connected:
+            self._events.append(Disconnected(self.hub.name, reason, will_reconnect=True))
+
+    def release(self, now: float) -> None:
+        """Connect again after ``hold`` (at once: holding was our choice, not a failure)."""
+        if self._state is StreamState.HELD:
+            self._begin_attempt(now)
+
     def stop(self, now: float, error: TradeForgeError | None = None) -> None:
         """Stop for good: close the connection, emit StreamStopped."""
         if self._state is StreamState.STOPPED:
@@ -277,9 +347,15 @@ class StreamMachine:
         refusal = error if isinstance(error, AuthenticationError) else None
         self._retry(now, f"no token: {error}", refusal)
 
-    def connection_made(self, now: float) -> None:
-        """The socket asked for by OpenConnection is up: the WebSocket upgrade goes out."""
+    def connection_made(self, now: float) -> bool:
+        """The socket asked for by OpenConnection is up: the WebSocket upgrade goes out.
+
+        False when that request was withdrawn meanwhile (stopped, held, timed out): close the
+        socket without using it.
+        """
         if self._state is not StreamState.CONNECTING:
+            if self._opens_requested:
+                return False
             raise LocalProtocolError(f"no connection was requested ({self._state.value})")
         endpoint = self._endpoint
         assert endpoint is not None
@@ -293,6 +369,7 @@ class StreamMachine:
         self._outbox = b""  # whatever was left for the previous socket never goes to this one
         self._state = StreamState.HANDSHAKING
         self._last_received = self._last_sent = now
+        return True
 
     def connection_failed(self, error: BaseException, now: float) -> None:
         """The socket asked for by OpenConnection could not be opened."""
@@ -327,22 +404,24 @@ class StreamMachine:
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` must be called next (None: only on input)."""
         state = self._state
-        if state in (StreamState.BACKOFF, StreamState.CONNECTING, StreamState.HANDSHAKING):
+        paused = self._paused_since is not None
+        if state in (StreamState.BACKOFF, StreamState.CONNECTING):
             return self._deadline_at
+        if state is StreamState.HANDSHAKING:
+            return None if paused else self._deadline_at
         if state is not StreamState.CONNECTED:
             return None
         config = self.config
-        deadlines = [
-            self._last_sent + config.keepalive_interval,
-            self._last_received + config.server_timeout,
-        ]
+        deadlines = [self._last_sent + config.keepalive_interval]
         if not self._healthy and self._connected_at is not None:
             deadlines.append(self._connected_at + config.healthy_after)
-        if self._watching_staleness():
-            assert config.stale_after is not None
-            deadlines.append(self._last_data + config.stale_after)
-        if self._pending:
-            deadlines.append(self._oldest_pending() + config.ack_timeout)
+        if not paused:
+            deadlines.append(self._last_received + config.server_timeout)
+            if self._watching_staleness():
+                assert config.stale_after is not None
+                deadlines.append(self._last_data + config.stale_after)
+            if self._pending:
+                deadlines.append(self._oldest_pending() + config.ack_timeout)
         return min(deadlines)
 
     def _oldest_pending(self) -> float:
@@ -354,7 +433,9 @@ class StreamMachine:
         deadline = self._deadline_at
         if state is StreamState.BACKOFF and deadline is not None and now >= deadline:
             self._begin_attempt(now)
-        elif state in (StreamState.CONNECTING, StreamState.HANDSHAKING):
+        elif state is StreamState.CONNECTING or (
+            state is StreamState.HANDSHAKING and self._paused_since is None
+        ):
             if deadline is not None and now >= deadline:
                 self._lost(now, "handshake timed out")
         elif state is StreamState.CONNECTED:
@@ -362,20 +443,8 @@ class StreamMachine:
 
     def _connected_timers(self, now: float) -> None:
         config = self.config
-        if now - self._last_received >= config.server_timeout:
-            self._lost(now, f"no data from the server for {now - self._last_received:.1f}s")
+        if self._paused_since is None and not self._receive_timers(now):
             return
-        if self._pending and now - self._oldest_pending() >= config.ack_timeout:
-            self._lost(now, f"a subscription was not acknowledged within {config.ack_timeout:g}s")
-            return
-        if self._watching_staleness():
-            assert config.stale_after is not None
-            silent = now - self._last_data
-            if silent >= config.stale_after:
-                contracts = tuple(str(s.key) for s in self.active if s.is_market)
-                self._events.append(FeedStale(self.hub.name, silent, contracts))
-                self._lost(now, f"market data stale for {silent:.1f}s")
-                return
         connected_at = self._connected_at
         healthy_at = None if connected_at is None else connected_at + config.healthy_after
         if not self._healthy and healthy_at is not None and now >= healthy_at:
@@ -386,6 +455,25 @@ class StreamMachine:
         if now - self._last_sent >= config.keepalive_interval and self._hub_conn is not None:
             self._hub_conn.ping()
             self._flush(now)
+
+    def _receive_timers(self, now: float) -> bool:
+        """Server silence, missing acknowledgements, a stale feed; False when the link is lost."""
+        config = self.config
+        if now - self._last_received >= config.server_timeout:
+            self._lost(now, f"no data from the server for {now - self._last_received:.1f}s")
+            return False
+        if self._pending and now - self._oldest_pending() >= config.ack_timeout:
+            self._lost(now, f"a subscription was not acknowledged within {config.ack_timeout:g}s")
+            return False
+        if self._watching_staleness():
+            assert config.stale_after is not None
+            silent = now - self._last_data
+            if silent >= config.stale_after:
+                contracts = tuple(str(s.key) for s in self.active if s.is_market)
+                self._events.append(FeedStale(self.hub.name, silent, contracts))
+                self._lost(now, f"market data stale for {silent:.1f}s")
+                return False
+        return True
 
     def _watching_staleness(self) -> bool:
         return (
@@ -415,6 +503,7 @@ class StreamMachine:
         endpoint = ws_endpoint(self.hub.url, access_token=self._token.reveal())
         self._endpoint = endpoint
         self._state = StreamState.CONNECTING
+        self._opens_requested += 1
         self._deadline_at = now + self.config.handshake_timeout
         self._actions.append(OpenConnection(endpoint.host, endpoint.port, endpoint.tls))
 
@@ -503,7 +592,7 @@ class StreamMachine:
             if event.error is not None:
                 self._subs.pop(sub, None)
                 self._desired.pop(sub, None)
-                self._events.append(SubscriptionFailed(self.hub.name, sub, event.error))
+                self._events.append(SubscriptionRefused(self.hub.name, sub, event.error))
                 self._discard_resubscribe(sub)
             else:
                 self._subs[sub] = _Sub.ACTIVE

@@ -230,11 +230,27 @@ class EventQueue:
         """True when ``put(event)`` would raise QueueOverflow (full, and nothing to merge into)."""
         return len(self._slots) >= self._max_events and not self._can_merge(event)
 
+    @property
+    def full(self) -> bool:
+        """True once ``max_events`` events wait: a producer that must not drop stops here."""
+        return len(self._slots) >= self._max_events
+
     def put(self, event: StreamEvent) -> bool:
         """Queue ``event``; False when it was coalesced into a waiting event of its contract.
 
         Raises QueueOverflow, leaving the queue unchanged, when full and nothing can absorb it.
         """
+        return self._add(event, bounded=True)
+
+    def admit(self, event: StreamEvent) -> bool:
+        """Queue ``event`` even past ``max_events`` (coalescing as ``put`` does); never refuses.
+
+        For a producer that stops producing once ``full`` instead of dropping: the overshoot is
+        what it had in hand when the queue filled up.
+        """
+        return self._add(event, bounded=False)
+
+    def _add(self, event: StreamEvent, *, bounded: bool) -> bool:
         if isinstance(event, QuoteUpdated):
             waiting = self._quotes.get(event.quote.contract_id)
             if waiting is not None:
@@ -247,7 +263,7 @@ class EventQueue:
                 merge.add(event.updates)
                 self._coalesced_depth += 1
                 return False
-        if len(self._slots) >= self._max_events:
+        if bounded and len(self._slots) >= self._max_events:
             raise QueueOverflow(
                 event,
                 length=len(self._slots),
