@@ -63,12 +63,15 @@ class _Driver:
         self.running = False
         self.done = anyio.Event()
         self._reading: anyio.CancelScope | None = None
+        self._connecting: anyio.CancelScope | None = None
 
     def poke(self) -> None:
         """Look at the session again now (a subscription, room in the queue, a REST result)."""
         self.wake.set()
         if self._reading is not None:
             self._reading.cancel()  # a read not yet taken is left in the socket
+        if self._connecting is not None and self.link.finished:
+            self._connecting.cancel()  # closing: a connection under way is no longer wanted
 
     async def run(self) -> None:
         link = self.link
@@ -92,10 +95,8 @@ class _Driver:
             elif isinstance(action, CloseConnection):
                 await self._flush()
                 await self._close_socket()
-            elif isinstance(action, FetchToken):
-                await self._fetch_token(action.fresh)
-            else:
-                self.stream._task_group_now().start_soon(self._run_operation, action)
+            else:  # a token or a REST read: in the background, the hub's timers go on
+                self.stream._task_group_now().start_soon(self._request, action)
         await self._flush()
         self.stream._deliver()
 
@@ -104,7 +105,7 @@ class _Driver:
         now = time.time()
         deadline = link.next_deadline()
         timeout = MAX_WAIT if deadline is None else max(0.0, min(MAX_WAIT, deadline - now))
-        if self.socket is None or not link.check_reading(now):
+        if not link.check_reading(now) or self.socket is None:
             with anyio.move_on_after(timeout):
                 await self.wake.wait()
             self.wake = anyio.Event()
@@ -137,10 +138,14 @@ class _Driver:
 
     async def _open(self, action: OpenConnection) -> None:
         link = self.link
+        socket: anyio.abc.ByteStream | None = None
         try:
-            with anyio.fail_after(link.machine.config.handshake_timeout):
+            with (
+                anyio.CancelScope() as self._connecting,
+                anyio.fail_after(link.machine.config.handshake_timeout),
+            ):
                 if action.tls:
-                    socket: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    socket = await anyio.connect_tcp(
                         action.host,
                         action.port,
                         ssl_context=self.stream.ssl_context,
@@ -151,27 +156,33 @@ class _Driver:
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             link.connection_failed(exc, time.time())
             return
-        if link.connection_made(time.time()):
+        finally:
+            self._connecting = None
+        if socket is None:
+            link.connection_failed(OSError("connecting was given up"), time.time())
+        elif link.connection_made(time.time()):
             self.socket = socket
         else:
             await anyio.aclose_forcefully(socket)  # no longer wanted (closing, held)
 
-    async def _fetch_token(self, fresh: bool) -> None:
-        client = self.stream.client
+    async def _request(self, action: FetchToken | RunOperation) -> None:
+        """Fetch a token or run a REST read through the client, and report it to the link."""
+        link, client = self.link, self.stream.client
         try:
-            token = await client.fresh_token(force=fresh)
+            if isinstance(action, FetchToken):
+                token = await client.fresh_token(force=action.fresh)
+            else:
+                value = await client.execute(action.operation)
         except Exception as exc:  # every failure goes back to the session
-            self.link.token_failed(exc, time.time())
-            return
-        self.link.token_received(token, time.time(), expires_at=client.token_expires_at)
-
-    async def _run_operation(self, action: RunOperation) -> None:
-        try:
-            value = await self.stream.client.execute(action.operation)
-        except Exception as exc:  # the session decides what a failed read means
-            self.link.operation_failed(action.key, exc, time.time())
+            if isinstance(action, FetchToken):
+                link.token_failed(exc, time.time())
+            else:
+                link.operation_failed(action.key, exc, time.time())
         else:
-            self.link.operation_done(action.key, value, time.time())
+            if isinstance(action, FetchToken):
+                link.token_received(token, time.time(), expires_at=client.token_expires_at)
+            else:
+                link.operation_done(action.key, value, time.time())
         self.stream._deliver()
         self.poke()
 
@@ -396,10 +407,15 @@ class TradingStream(RealTimeStream):
         progress, self._progress = self._progress, anyio.Event()
         progress.set()
 
-    def __aiter__(self) -> AsyncIterator[StreamEvent]:
-        return self._iterate()
+    async def get(self, timeout: float | None = None) -> StreamEvent | None:
+        """The next event, waiting at most ``timeout`` seconds (None: none came, or it ended)."""
+        if timeout is None:
+            return await self._next()
+        with anyio.move_on_after(timeout):
+            return await self._next()
+        return None
 
-    async def _iterate(self) -> AsyncIterator[StreamEvent]:
+    async def _next(self) -> StreamEvent | None:
         session = self.session
         while True:
             event = session.get()
@@ -407,8 +423,15 @@ class TradingStream(RealTimeStream):
                 if session.paused:
                     for driver in self._drivers.values():
                         driver.poke()
-                yield event
-            elif session.ended:
-                return
-            else:
-                await self._progress.wait()
+                return event
+            if session.ended:
+                return None
+            await self._progress.wait()
+
+    async def events(self, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
+        """Events as they arrive, until ``timeout`` s pass without one or the stream ends."""
+        while (event := await self.get(timeout)) is not None:
+            yield event
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self.events()

@@ -108,10 +108,8 @@ class _Driver:
             elif isinstance(action, CloseConnection):
                 self._flush()
                 self._close_socket()
-            elif isinstance(action, FetchToken):
-                self._fetch_token(action.fresh)
-            else:
-                self.stream._start_operation(self, action)
+            else:  # a token or a REST read: on a thread of its own, the hub's timers go on
+                self.stream._spawn(self, action)
         self._flush()
         self.stream._deliver()
 
@@ -120,7 +118,7 @@ class _Driver:
         with lock:
             now = time.time()
             deadline = link.next_deadline()
-            reading = sock is not None and link.check_reading(now)
+            reading = link.check_reading(now) and sock is not None
         timeout = MAX_WAIT if deadline is None else max(0.0, min(MAX_WAIT, deadline - now))
         ready: list[socket.socket]
         if reading and isinstance(sock, ssl.SSLSocket) and sock.pending():
@@ -199,27 +197,29 @@ class _Driver:
         with self.stream.lock:
             return self.link.machine.state is not StreamState.CONNECTING
 
-    def _fetch_token(self, fresh: bool) -> None:
-        client = self.stream.client
+    def request(self, action: FetchToken | RunOperation) -> None:
+        """Fetch a token or run a REST read through the client, and report it to the link."""
+        link, client, lock = self.link, self.stream.client, self.stream.lock
         try:
-            token = client.fresh_token(force=fresh)
-        except Exception as exc:  # every failure goes back to the session
-            with self.stream.lock:
-                self.link.token_failed(exc, time.time())
-            return
-        with self.stream.lock:
-            self.link.token_received(token, time.time(), expires_at=client.token_expires_at)
-
-    def run_operation(self, action: RunOperation) -> None:
-        """Run one REST read for the session (on a thread of its own) and report back."""
-        try:
-            value = self.stream.client.execute(action.operation)
-        except Exception as exc:  # the session decides what a failed read means
-            with self.stream.lock:
-                self.link.operation_failed(action.key, exc, time.time())
+            if isinstance(action, FetchToken):
+                token = client.fresh_token(force=action.fresh)
+            else:
+                value = client.execute(action.operation)
+        except BaseException as exc:  # a failure goes back to the session; the rest surfaces
+            if not isinstance(exc, Exception):
+                self.stream._failed(exc)
+                return
+            with lock:
+                if isinstance(action, FetchToken):
+                    link.token_failed(exc, time.time())
+                else:
+                    link.operation_failed(action.key, exc, time.time())
         else:
-            with self.stream.lock:
-                self.link.operation_done(action.key, value, time.time())
+            with lock:
+                if isinstance(action, FetchToken):
+                    link.token_received(token, time.time(), expires_at=client.token_expires_at)
+                else:
+                    link.operation_done(action.key, value, time.time())
         self.poke()
 
 
@@ -327,9 +327,9 @@ class TradingStream:
             driver.link.start(time.time())
             driver.start()
 
-    def _start_operation(self, driver: _Driver, action: RunOperation) -> None:
+    def _spawn(self, driver: _Driver, action: FetchToken | RunOperation) -> None:
         thread = threading.Thread(
-            target=driver.run_operation, args=(action,), name="tradeforge-recovery", daemon=True
+            target=driver.request, args=(action,), name="tradeforge-request", daemon=True
         )
         with self.lock:
             self._operations = [t for t in self._operations if t.is_alive()]

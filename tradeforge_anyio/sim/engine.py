@@ -146,6 +146,13 @@ def _to_decimal(value: Fraction) -> Decimal:
     return _ARITHMETIC.divide(Decimal(value.numerator), Decimal(value.denominator))
 
 
+def _average(value: Fraction) -> Decimal:
+    """An average price as the gateway reports it: to six decimals (exact in a JSON number)."""
+    micros = _ARITHMETIC.scaleb(Decimal(round(value * 10**6)), -6)
+    whole = micros.to_integral_value()
+    return whole if micros == whole else micros.normalize(_ARITHMETIC)
+
+
 def _cents(value: Fraction) -> Decimal:
     return _ARITHMETIC.scaleb(Decimal(round(value * 100)), -2)
 
@@ -337,7 +344,7 @@ class _SimPosition:
             created_at=_timestamp(self.created_at),
             side=self.side,
             size=abs(self.size),
-            average_price=_to_decimal(self.average),
+            average_price=_average(self.average),
             contract_display_name=_display_name(self.contract),
         )
 

@@ -1,0 +1,1 @@
+"""Realtime behaviour written once and run on every runtime: asyncio, trio and blocking."""
