@@ -569,3 +569,100 @@ def test_unacknowledged_subscription_replaces_the_connection():
     assert "not acknowledged" in lost.reason
     driver.advance(60.0)
     assert driver.machine.active == (Subscription.quotes(ES),)
+
+
+# --- holding and pausing, for the session's back-pressure ---------------------------------
+
+
+def test_hold_closes_on_purpose_and_release_connects_at_once() -> None:
+    driver = started(market_driver(), Subscription.quotes(ES))
+    server = driver.server
+    assert server is not None
+    driver.take(Connected)
+    driver.machine.hold(driver.now, "the reader is behind")
+    driver.pump()
+    assert driver.machine.state is StreamState.HELD
+    assert driver.take(Disconnected) == [Disconnected("market", "the reader is behind", True)]
+    assert driver.closes[-1].reason == "the reader is behind"
+    assert server.closed  # the close frame went out before the socket closed
+    assert driver.machine.next_deadline() is None  # nothing happens until released
+    driver.advance(3600.0)
+    assert driver.machine.state is StreamState.HELD
+    driver.machine.hold(driver.now, "again")  # already held: nothing more
+    opens = len(driver.opens)
+    driver.machine.release(driver.now)
+    driver.pump()
+    assert len(driver.opens) == opens + 1  # at once, no backoff: holding was not a failure
+    assert driver.machine.state is StreamState.CONNECTED
+    assert driver.take(Resubscribed) == [Resubscribed("market", (Subscription.quotes(ES),))]
+    driver.machine.release(driver.now)  # not held: nothing happens
+    assert driver.machine.state is StreamState.CONNECTED
+
+
+def test_hold_before_the_handshake_or_while_backing_off_closes_quietly() -> None:
+    driver = market_driver()
+    driver.silent_server = True  # the upgrade is never answered
+    started(driver, Subscription.quotes(ES))
+    assert driver.machine.state is StreamState.HANDSHAKING
+    driver.machine.hold(driver.now, "held")
+    driver.pump()
+    assert driver.machine.state is StreamState.HELD
+    assert driver.take(Disconnected) == []  # never connected: nothing to announce
+    assert driver.closes[-1].reason == "held"
+    backing_off = started(market_driver(), Subscription.quotes(ES))
+    backing_off.drop()
+    assert backing_off.machine.state is StreamState.BACKOFF
+    backing_off.machine.hold(backing_off.now, "held")
+    assert backing_off.machine.state is StreamState.HELD
+    backing_off.machine.stop(backing_off.now)
+    backing_off.machine.hold(backing_off.now, "too late")
+    assert backing_off.machine.state is StreamState.STOPPED
+
+
+def test_a_socket_that_arrives_after_its_request_was_withdrawn_is_refused() -> None:
+    machine = StreamMachine(MarketHub("https://h/hubs/market"), rng=random.Random(1))
+    machine.subscribe(Subscription.quotes(ES), T0)
+    machine.start(T0)
+    machine.token_received(Secret("tok"), T0)
+    assert machine.state is StreamState.CONNECTING
+    machine.stop(T0)
+    assert machine.connection_made(T0) is False  # close it unused
+
+
+def test_paused_reading_stops_the_receive_deadlines_and_keeps_pinging() -> None:
+    config = StreamConfig(keepalive_interval=5.0, server_timeout=10.0)
+    driver = started(market_driver(config), Subscription.quotes(ES))
+    driver.server_keepalive = None  # the server says nothing at all
+    machine = driver.machine
+    machine.pause_reading(driver.now)
+    machine.pause_reading(driver.now + 1.0)  # already paused: the first moment counts
+    assert machine.reading_paused
+    server = driver.server
+    assert server is not None
+    pings = server.pings
+    driver.advance(60.0)  # silence far past server_timeout: ours, not the server's
+    assert machine.state is StreamState.CONNECTED
+    assert server.pings > pings  # keep-alive went on
+    machine.resume_reading(driver.now)
+    machine.resume_reading(driver.now)  # not paused: nothing happens
+    assert not machine.reading_paused
+    deadline = machine.next_deadline()
+    assert deadline is not None
+    driver.advance(config.server_timeout)
+    assert driver.take(Disconnected)[0].reason.startswith("no data from the server")
+
+
+def test_a_pause_during_the_handshake_moves_its_deadline() -> None:
+    config = StreamConfig(handshake_timeout=5.0)
+    driver = market_driver(config)
+    driver.silent_server = True
+    started(driver, Subscription.quotes(ES))
+    machine = driver.machine
+    machine.pause_reading(driver.now)
+    assert machine.next_deadline() is None
+    driver.advance(60.0)
+    assert machine.state is StreamState.HANDSHAKING  # not our peer's fault: we did not read
+    machine.resume_reading(driver.now)
+    assert machine.next_deadline() == driver.now + 5.0
+    driver.advance(5.0)
+    assert machine.state is StreamState.BACKOFF

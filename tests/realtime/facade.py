@@ -105,6 +105,6 @@ async def opened(
             await anyio.to_thread.run_sync(stream.close)
             await anyio.to_thread.run_sync(client.close)
         return
-    async with AsyncClient(provider, ssl_context=client_ssl) as aclient:
-        async with aclient.stream(**options) as astream:
-            yield Face(runtime, aclient, astream)
+    aclient = AsyncClient(provider, ssl_context=client_ssl)
+    async with aclient, aclient.stream(**options) as astream:
+        yield Face(runtime, aclient, astream)

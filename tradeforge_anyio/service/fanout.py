@@ -401,7 +401,7 @@ class Fanout:
                 holders = self._holders.setdefault(sub, set())
                 holders.add(client)
                 if len(holders) == 1:
-                    await (await self._upstream()).subscribe(sub)
+                    await (await self._upstream()).subscribe(sub, wait=False)
             for sub in dropped & client.subscriptions:
                 client.subscriptions.discard(sub)
                 await self._release(client, sub)

@@ -286,11 +286,14 @@ class StreamMachine:
             return
         self._paused_since = None
         paused = max(0.0, now - since)
-        self._last_received += paused
-        self._last_data += paused
-        self._pending = {
-            k: (sub, op, sent + paused) for k, (sub, op, sent) in self._pending.items()
-        }
+
+        def moved(moment: float) -> float:
+            # Silence before the pause still counts; the pause itself does not.
+            return moment + paused if moment <= since else now
+
+        self._last_received = moved(self._last_received)
+        self._last_data = moved(self._last_data)
+        self._pending = {k: (sub, op, moved(at)) for k, (sub, op, at) in self._pending.items()}
         if self._state is StreamState.HANDSHAKING and self._deadline_at is not None:
             self._deadline_at += paused
 

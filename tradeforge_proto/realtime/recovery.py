@@ -78,10 +78,21 @@ class Ledger:
         self._accounts: dict[AccountId, Account] = {}
         self.duplicates = 0
         self.stale = 0
+        # The latest time (UNIX seconds) of an order or fill event judged: everything before it
+        # in the stream was judged too, so a gap starts no earlier.
+        self.mark: float | None = None
 
     def admit(self, event: StreamEvent) -> bool:
         """True when ``event`` carries something not delivered yet (and records it as delivered)."""
         verdict = self.judge(event)
+        moment: datetime | None = None
+        if isinstance(event, OrderUpdated):
+            moment = event.order.updated_at or event.order.created_at
+        elif isinstance(event, FillReceived):
+            moment = event.fill.created_at
+        if moment is not None:
+            at = moment.timestamp()
+            self.mark = at if self.mark is None else max(self.mark, at)
         if verdict is Verdict.NEW:
             self._record(event)
             return True

@@ -86,9 +86,9 @@ log = logging.getLogger("tradeforge.stream")
 # The longest a runtime's driver waits at once: a safety net, since deadlines and wake-ups are
 # exact; the same in every runtime.
 MAX_WAIT: Final = 1.0
-MAX_REFUSALS_KEPT: Final = 1024
+MAX_REFUSALS_KEPT: Final = 1024  # refused subscriptions remembered for their callers
 SMALL_FEED: Final = 1024  # bytes fed at a time once fewer than ROOMY events fit in the queue
-ROOMY: Final = 256  # refused subscriptions remembered for their callers
+ROOMY: Final = 256
 _USER_TYPES: Final = frozenset({OrderUpdated, FillReceived, PositionUpdated, AccountUpdated})
 _MARKET_TYPES: Final = frozenset({QuoteUpdated, MarketTradeReceived, DepthReceived})
 
@@ -142,7 +142,6 @@ class HubLink:
         self._actions: list[SessionAction] = []
         self._inbox = b""  # read but not yet fed (the queue filled up meanwhile)
         self._inbox_at = 0
-        self._read_at = 0.0  # when the last read arrived
         self._reader_paused_since: float | None = None
         self._held_for_reader = False
         self._lost_at: float | None = None  # when market data was last cut off
@@ -272,7 +271,6 @@ class HubLink:
         if not data:
             self.connection_lost(now)
             return
-        self._read_at = now
         if self._inbox:
             self._inbox = self._inbox[self._inbox_at :] + data
         else:
@@ -303,6 +301,8 @@ class HubLink:
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` is due next (None: only on input or a wake-up)."""
+        if self.finished:
+            return None
         deadlines = [d for d in (self.machine.next_deadline(), self._retry_at) if d is not None]
         since = self._reader_paused_since
         if since is not None:
@@ -346,8 +346,12 @@ class HubLink:
                     book.apply_all(event.updates)
                 enqueue(event)
             elif kind in _USER_TYPES:
-                if self._recovery is not None:
-                    self._held_live.append(event)  # after the recovered ones
+                if self._recovery is not None or (self._to_recover and self._retry_at is None):
+                    # A recovery round is due or under way: its events go first (after a failed
+                    # round, live events flow while the retry waits).
+                    self._held_live.append(event)
+                    if self._recovery is None and len(self._held_live) >= session._queue.max_events:
+                        self._maybe_recover(now, force=True)  # not for ever behind a late ack
                 elif session._ledger.admit(event):
                     enqueue(event)
             else:
@@ -355,6 +359,7 @@ class HubLink:
                 enqueue(event)
                 if isinstance(event, Subscribed | Resubscribed):
                     self._after_subscribed(event, now)
+                    self._maybe_recover(now)  # at once: later events in this slice wait for it
         self._maybe_recover(now)
 
     def _lifecycle(self, event: StreamEvent, now: float) -> None:
@@ -363,6 +368,8 @@ class HubLink:
             level = logging.INFO if event.reason == "stopped" else logging.WARNING
             log.log(level, "%s hub disconnected: %s", self.name, event.reason)
         elif isinstance(event, Connected):
+            if not any(s.is_market for s in self.machine.desired):
+                self._lost_at = None  # no market data wanted any more: no gap to report
             log.info("%s hub connected (connection %d)", self.name, event.attempt + 1)
         elif isinstance(event, Reconnecting):
             log.info("%s hub: reconnect attempt %d in %.2fs", self.name, event.attempt, event.delay)
@@ -397,11 +404,7 @@ class HubLink:
                 self._live.add(sub)
 
     def _disconnected(self, now: float) -> None:
-        """The connection is gone: what it was caught up to marks where recovery starts."""
-        session = self._session
-        for sub in self._live:
-            if sub.channel in RECOVERABLE and sub in session._watermarks:
-                session._watermarks[sub] = max(session._watermarks[sub], self._read_at)
+        """The connection is gone, and with it what was read and not yet delivered."""
         if any(s.is_market for s in self._live):
             self._lost_at = now if self._lost_at is None else self._lost_at
         self._live.clear()
@@ -417,21 +420,25 @@ class HubLink:
 
     # --- recovery ---
 
-    def _maybe_recover(self, now: float) -> None:
+    def _maybe_recover(self, now: float, *, force: bool = False) -> None:
         """Start a recovery once every wanted user subscription is acknowledged."""
         if not self._to_recover or self._recovery is not None or self._retry_at is not None:
             return
         machine = self.machine
         if machine.state is not StreamState.CONNECTED:
             return
+        # Everything wanted must be acknowledged, as far as the events handled so far tell (the
+        # machine may be further on in the same slice): then one round recovers it all.
+        known = self._to_recover.keys() | self._live
+        if not force and not all(s in known for s in machine.desired if s.channel in RECOVERABLE):
+            return
         active = set(machine.active)
-        if not all(s in active for s in machine.desired if s.channel in RECOVERABLE):
-            return  # an acknowledgement is still on its way: recover everything in one round
         session = self._session
         subs = [s for s in self._to_recover if s in active]
         self._to_recover = dict.fromkeys(subs)
-        marks = [session._watermarks.get(s, now) for s in subs]
-        since = min(marks) - machine.config.recovery_overlap
+        if not subs:
+            return
+        since = min(session._since(s, now) for s in subs) - machine.config.recovery_overlap
         recovery = Recovery(
             session._provider, self.name, subs, since, session._ledger, first_key=session._keys
         )
@@ -475,15 +482,20 @@ class HubLink:
         for sub in recovery.subscriptions:
             self._to_recover.pop(sub, None)
             self._live.add(sub)
+            session._ever_live.add(sub)
         self._backlog.extend(events)
         self._backlog.extend(event for event in held if session._ledger.admit(event))
         session._pump_backlog(self)
 
-    def _flush_backlog(self) -> None:
-        """Everything waiting goes to the queue now (the stream is ending)."""
+    def _stop(self, now: float, error: TradeForgeError | None) -> None:
+        """Stop for good: recovered events still waiting go first, then the stop events."""
         session = self._session
         while self._backlog:
             session._enqueue(self._backlog.popleft())
+        self._reader_pause(False, now)
+        self._held_for_reader = False
+        self.machine.stop(now, error)
+        self._absorb(now)
 
 
 class StreamSession:
@@ -509,7 +521,10 @@ class StreamSession:
             self.links[hub.name] = HubLink(self, StreamMachine(hub, config=self.config, rng=rng))
         self._books: dict[ContractId, OrderBook] | None = {} if books else None
         self._ledger = Ledger()
-        self._watermarks: dict[Subscription, float] = {}
+        # When each subscription was asked for, and those that were live once: a gap of one
+        # starts at the later of its request and the last user event delivered.
+        self._requested: dict[Subscription, float] = {}
+        self._ever_live: set[Subscription] = set()
         self._refused: OrderedDict[Subscription, str] = OrderedDict()
         self._fresh: list[StreamEvent] | None = None
         self.enqueued = 0  # events that entered the queue so far: readers wait for it to move
@@ -536,7 +551,7 @@ class StreamSession:
             raise LocalProtocolError("the stream is closed")
         link = self.link_for(subscription)
         self._refused.pop(subscription, None)
-        self._watermarks.setdefault(subscription, now)
+        self._requested.setdefault(subscription, now)
         link.machine.subscribe(subscription, now)
         link._absorb(now)
         return link
@@ -544,7 +559,8 @@ class StreamSession:
     def unsubscribe(self, subscription: Subscription, now: float) -> HubLink:
         """No longer want ``subscription``."""
         link = self.link_for(subscription)
-        self._watermarks.pop(subscription, None)
+        self._requested.pop(subscription, None)
+        self._ever_live.discard(subscription)
         link.machine.unsubscribe(subscription, now)
         link._to_recover.pop(subscription, None)
         link._live.discard(subscription)
@@ -588,8 +604,16 @@ class StreamSession:
         """The provider's reason for refusing ``subscription``, if it did."""
         return self._refused.get(subscription)
 
+    def _since(self, subscription: Subscription, now: float) -> float:
+        """Where a gap of ``subscription`` may start (before the overlap is taken off)."""
+        requested = self._requested.get(subscription, now)
+        mark = self._ledger.mark
+        if subscription in self._ever_live and mark is not None:
+            return max(requested, mark)
+        return requested
+
     def _refused_now(self, subscription: Subscription, reason: str) -> None:
-        self._watermarks.pop(subscription, None)
+        self._requested.pop(subscription, None)
         self._refused[subscription] = reason
         self._refused.move_to_end(subscription)
         if len(self._refused) > MAX_REFUSALS_KEPT:
@@ -608,9 +632,7 @@ class StreamSession:
             return
         self._stopped = True
         for link in self.links.values():
-            link.machine.stop(now, error)
-            link._absorb(now)
-            link._flush_backlog()
+            link._stop(now, error)
 
     @property
     def stopped(self) -> bool:
@@ -677,10 +699,13 @@ class StreamSession:
     def paused(self) -> bool:
         """Some hub waits for the reader (paused, held, recovered events): wake it after a get."""
         return any(
-            link._reader_paused_since is not None
-            or link._held_for_reader
-            or link._backlog
-            or link.has_input
+            not link.finished
+            and (
+                link._reader_paused_since is not None
+                or link._held_for_reader
+                or bool(link._backlog)
+                or link.has_input
+            )
             for link in self.links.values()
         )
 
