@@ -9,7 +9,7 @@ from tradeforge_anyio import connect
 
 async def main() -> None:
     async with connect() as client:
-        print(f"environment: {client.provider.environment.name}")
+        print(f"environment: {client.provider.environment_name}")
         for account in await client.get_accounts():
             kind = "simulated" if account.simulated else "REAL MONEY"
             trading = "can trade" if account.can_trade else "cannot trade"

@@ -26,7 +26,7 @@ from tradeforge_proto.core.errors import (
     ProviderError,
     RemoteProtocolError,
 )
-from tradeforge_proto.core.interfaces import TradingPlatformAPI
+from tradeforge_proto.core.interfaces import Provider, TradingPlatformAPI
 from tradeforge_proto.core.models import (
     Account,
     AccountId,
@@ -49,8 +49,7 @@ from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.limits import RateBudget, RateLimiter
 from tradeforge_proto.orders import find_by_tag, new_custom_tag, reconcile_window
 from tradeforge_proto.paging import BarPager
-from tradeforge_proto.providers.topstepx import TopStepX
-from tradeforge_proto.providers.topstepx.symbols import active_contract
+from tradeforge_proto.registry import provider_for, simulator_provider
 from tradeforge_proto.session import AuthNeed, TokenSession
 from tradeforge_sync.settings import load_settings
 
@@ -67,12 +66,12 @@ class TradingClient(TradingPlatformAPI):
     """Accounts, contracts, bars, orders, positions and fills of one login, asynchronously.
 
     ``async with TradingClient.from_env() as client:`` reads TS_* settings (and ``.env``);
-    ``TradingClient(TopStepX(...))`` takes a provider directly.
+    ``TradingClient(provider)`` takes any provider directly (``TopStepX(...)``, say).
     """
 
     def __init__(
         self,
-        provider: TopStepX,
+        provider: Provider,
         *,
         max_connections: int = 4,
         connect_timeout: float = 10.0,
@@ -94,7 +93,7 @@ class TradingClient(TradingPlatformAPI):
             rng=self._rng,
         )
         self._pool = ConnectionPool(
-            Origin.from_url(provider.environment.api_url),
+            Origin.from_url(provider.api_url),
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -107,7 +106,7 @@ class TradingClient(TradingPlatformAPI):
     @classmethod
     def from_settings(cls, profile: ProfileSettings, **options: Any) -> Self:
         """A client for a settings profile (its environment, credentials and opt-ins)."""
-        provider = TopStepX.from_settings(profile)
+        provider = provider_for(profile)
         options.setdefault("budgets", profile.budgets)
         options.setdefault("token_refresh_margin", profile.token_refresh_margin)
         return cls(provider, **options)
@@ -122,7 +121,7 @@ class TradingClient(TradingPlatformAPI):
     @classmethod
     def for_simulator(cls, api_url: str, username: str, api_key: str, **options: Any) -> Self:
         """A client for the embedded simulator's URL and credentials."""
-        return cls(TopStepX.for_simulator(api_url, username, api_key), **options)
+        return cls(simulator_provider(api_url, username, api_key), **options)
 
     async def __aenter__(self) -> Self:
         return self
@@ -218,7 +217,9 @@ class TradingClient(TradingPlatformAPI):
         cached = self._contracts.get(key)
         if cached is not None and time.monotonic() - cached[1] < CONTRACT_CACHE_SECONDS:
             return cached[0]
-        contract = active_contract(await self.get_available_contracts(live=live), symbol)
+        contract = self.provider.active_contract(
+            await self.get_available_contracts(live=live), symbol
+        )
         if contract is None:
             raise ProviderError(
                 f"no active contract for {symbol!r}",

@@ -9,6 +9,8 @@ stream machine in :mod:`tradeforge_proto.realtime.machine` and its bounded event
 :mod:`tradeforge_proto.realtime.queue`.
 """
 
+import logging
+
 from .calls import Authenticator, Call, CallState, Done, Failed, RestCore, RetryPolicy, Send, Sleep
 from .config import ProfileSettings, RateSetting, Settings
 from .core import (
@@ -108,6 +110,9 @@ from .realtime.queue import EventQueue, QueueOverflow, merge_depth
 from .session import AuthNeed, TokenSession, TokenState
 
 __version__ = "0.1.0"
+
+# The library logs under "tradeforge" and leaves where it goes to the application.
+logging.getLogger("tradeforge").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_BUDGETS",

@@ -239,3 +239,32 @@ async def test_a_slow_reader_gets_coalesced_quotes_and_depth(runtime: str) -> No
         assert len(queue) <= 40
         await face.read_until(has(QuoteUpdated, 5), "quotes")
         assert face.stream.stats.coalesced_quotes == queue.coalesced_quotes
+
+
+async def test_the_stream_logs_its_life_and_never_a_token(
+    runtime: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = StreamConfig(backoff_cap=0.2)
+    with caplog.at_level("INFO", logger="tradeforge"):
+        async with SimServer() as sim, opened(runtime, sim, config=config, max_events=8) as face:
+            await face.stream_call("subscribe_user", ACCOUNT)
+            sim.faults.drop_hub_after = 1
+            mes = (await face.client_call("resolve_contract", "MES")).id
+            await face.buy(mes)
+            await face.read_until(has(Resynced, 2), "a reconnect and its recovery")
+            sim.faults.drop_hub_after = None
+            token = face.client.token.reveal()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("tradeforge")]
+    text = "\n".join(messages)
+    for expected in (
+        "user hub connected",
+        "user hub disconnected",
+        "reconnect attempt",
+        "resubscribed",
+        "reading paused",
+        "resynced:",
+        "fills",
+    ):
+        assert expected in text, expected
+    assert token not in text
+    assert all(token not in str(r.args) for r in caplog.records)

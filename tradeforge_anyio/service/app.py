@@ -18,7 +18,6 @@ from pydantic import AwareDatetime
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import Bracket, OrderModification
-from tradeforge_proto.providers.topstepx.symbols import active_contract
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 from ..client import TradingClient
@@ -111,11 +110,11 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
     @router.get("/health", tags=["service"])
     async def health(client: Client) -> Health:
         """The provider and environment this service trades on, and the realtime stream's state."""
-        environment = client.provider.environment
+        provider = client.provider
         return Health(
-            provider=client.provider.name,
-            environment=environment.name,
-            simulator=environment.simulator,
+            provider=provider.name,
+            environment=provider.environment_name,
+            simulator=provider.simulator,
             read_only=read_only,
             stream=_stream_health(runtime.fanout),
         )
@@ -143,7 +142,9 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
     @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"])
     async def contract_by_symbol(client: Client, symbol: str, live: bool = False) -> ContractOut:
         """The current active contract of a product ("MES", "ES", "NQ"...)."""
-        contract = active_contract(await client.get_available_contracts(live=live), symbol)
+        contract = client.provider.active_contract(
+            await client.get_available_contracts(live=live), symbol
+        )
         if contract is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active contract for {symbol!r}")
         return ContractOut.model_validate(contract)

@@ -8,7 +8,7 @@ execute operations and implement ``TradingPlatformAPI`` (request/response calls)
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -70,6 +70,18 @@ class Provider(Protocol):
     @property
     def name(self) -> str:
         """Short provider name, e.g. "topstepx"."""
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the REST API (where operations' paths are sent)."""
+
+    @property
+    def environment_name(self) -> str:
+        """The environment served, e.g. "TOPSTEPX", "DEMO" or "SIM"."""
+
+    @property
+    def simulator(self) -> bool:
+        """True for a local simulator rather than the provider's own gateway."""
 
     def login(self) -> Operation[Secret]:
         """Obtain a token with the configured credentials."""
@@ -136,6 +148,9 @@ class Provider(Protocol):
 
     def ping(self) -> Operation[str]:
         """Liveness probe."""
+
+    def active_contract(self, contracts: Sequence[Contract], symbol: str) -> Contract | None:
+        """The current contract of a product symbol ("MES") among ``contracts``, if any."""
 
     def hubs(self) -> tuple[HubSpec, ...]:
         """Fresh specs of the provider's realtime hubs (each keeps per-connection decode state)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -31,6 +32,7 @@ from ...core.secret import Secret
 from . import rest
 from .environments import TOPSTEPX, Environment, environment
 from .hubs import hubs_for
+from .symbols import active_contract
 
 NAME: Final = "topstepx"
 
@@ -53,6 +55,21 @@ class TopStepX:
     def name(self) -> str:
         """Short provider name."""
         return NAME
+
+    @property
+    def api_url(self) -> str:
+        """The environment's REST base URL."""
+        return self.environment.api_url
+
+    @property
+    def environment_name(self) -> str:
+        """The environment's name."""
+        return self.environment.name
+
+    @property
+    def simulator(self) -> bool:
+        """True for the embedded simulator."""
+        return self.environment.simulator
 
     @classmethod
     def from_settings(
@@ -150,6 +167,10 @@ class TopStepX:
     def ping(self) -> Operation[str]:
         """Status/ping."""
         return rest.ping()
+
+    def active_contract(self, contracts: Sequence[Contract], symbol: str) -> Contract | None:
+        """The front contract of a product symbol, the way TopStepX names them."""
+        return active_contract(contracts, symbol)
 
     # --- realtime ---
 
