@@ -17,12 +17,11 @@ NOT_RUNTIME = ("sim", "service", "cli.py")
 
 
 def runtime_modules() -> list[Path]:
-    found = []
+    found: list[Path] = []
     for package in (tradeforge_anyio, tradeforge_sync):
         root = Path(package.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            if path.relative_to(root).parts[0] not in NOT_RUNTIME:
-                found.append(path)
+        paths = sorted(root.rglob("*.py"))
+        found.extend(p for p in paths if p.relative_to(root).parts[0] not in NOT_RUNTIME)
     return found
 
 

@@ -1,7 +1,7 @@
 """Soak: one stream on both hubs through continuous trading, market data and forced reconnects.
 
 One ``TradingStream`` follows every user channel of an account and quotes, trades and depth of
-two contracts, on a simulator making 200 market updates per second per contract. The test runs
+two contracts, on a simulator making ``RATE`` market updates per second per contract. The test runs
 ``CYCLES`` cycles. In each, orders are placed and closed at market, one round trip after another,
 for ``TRADE_SECONDS`` (and at least ``MIN_ROUND_TRIPS`` of them); each round trip waits until the
 stream shows its order Filled, so trading goes as fast as the reader keeps up on any machine and
@@ -9,18 +9,17 @@ no backlog builds. Once every event of those orders has arrived, the simulator d
 connections (``faults.drop_hub_after``) and the test waits for the stream to reconnect and
 resubscribe, on the client and in the simulator, before trading again.
 
-Drops happen between trading bursts because the gateway does not replay: a user event sent while
-the user hub is down is gone (a client reconciles with REST after ``Resubscribed``). Dropping the
-user hub needs a push on it, so a market order on the account's sibling (whose balance change
-reaches the all-accounts channel, and nothing else) triggers it; that order's own events are not
-checked. Rate limits are set out of reach on both sides: this is a test of the stream, and the
-default budget (200 requests a minute) would allow only a handful of orders.
+While the user hub is down (``faults.hubs_down``) one more round trip is made: its events reach
+the reader only through the stream's gap recovery, and the final checks count them like every
+other order. Rate limits
+are set out of reach on both sides: this is a test of the stream, and the default budget (200
+requests a minute) would allow only a handful of orders.
 
 At the end: every placed order and every order REST knows of (the closing ones too) was seen
-Filled, every fill REST knows of was seen as a FillReceived, nothing overflowed, was dropped or
-stopped the stream, each hub disconnected and resubscribed every cycle with market data in each,
-and memory stayed flat from the end of the first cycle (the warm-up: connections, caches and
-buffers in place) to the end: see ``memory`` and the bounds below. Nothing is timed.
+Filled, every fill REST knows of was seen as a FillReceived (some of them recovered), nothing
+was dropped or stopped the stream, each hub disconnected and resubscribed every cycle with market
+data in each, and memory stayed flat from the end of the first cycle (the warm-up: connections,
+caches and buffers in place) to the end: see ``memory`` and the bounds below. Nothing is timed.
 
 Runs on asyncio only, to keep CI time down (about 20 s); trio runs the same stream code in the
 shorter fault tests of ``test_stream.py``.
@@ -68,8 +67,8 @@ from tradeforge_proto.realtime.machine import StreamConfig
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 ACCOUNT = 20258288
-SIBLING = 20258289  # the other account: its events reach only the all-accounts channel
 CYCLES = 5
+RATE = 50  # market updates per second per contract (the client traces every allocation)
 TRADE_SECONDS = 2.5
 MIN_ROUND_TRIPS = 20  # per cycle, however slow the machine
 WAIT = 20.0  # hang guard of every wait on the stream (never reached when things work)
@@ -108,6 +107,7 @@ class Seen:
         self.subscribed: Counter[str] = Counter()
         self.last: dict[str, StreamEvent] = {}  # latest lifecycle event per hub
         self.market = 0
+        self.recovered = 0  # fills delivered through gap recovery
         self._progress = anyio.Event()
 
     def add(self, event: StreamEvent) -> None:
@@ -120,6 +120,7 @@ class Seen:
                 self._progress.set()
         elif isinstance(event, FillReceived):
             self.fills.add(event.fill.id)
+            self.recovered += event.recovered
         elif isinstance(event, Connected | Disconnected | Resubscribed):
             self.last[event.hub] = event
             if isinstance(event, Disconnected):
@@ -189,14 +190,21 @@ async def settle(client: TradingClient, seen: Seen, placed: list[int], start: da
     )
 
 
-async def drop_both_hubs(sim: SimServer, client: TradingClient, seen: Seen, contract: str):
-    """Have the simulator drop both hub connections, then wait until both are back in use."""
+async def drop_both_hubs(
+    sim: SimServer, client: TradingClient, seen: Seen, contract: str
+) -> list[int]:
+    """Drop both hub connections, trade while the user hub is down, wait until both are back.
+
+    Returns the order placed meanwhile: its events reach the reader only through recovery.
+    """
     before = seen.disconnects.copy()
-    sim.faults.drop_hub_after = 1  # every connection drops after its next push
-    await client.place_order(SIBLING, contract, OrderSide.BUY, OrderType.MARKET, 1)
+    sim.faults.drop_hub_after = 1  # the market hub drops after its next push
+    sim.faults.hubs_down = {"user"}  # the user hub drops and stays down
     await until(lambda: all(seen.disconnects[h] > before[h] for h in HUBS), "both hubs dropped")
     sim.faults.drop_hub_after = None
-    await client.close_position(SIBLING, contract)
+    order_id = await client.place_order(ACCOUNT, contract, OrderSide.BUY, OrderType.MARKET, 1)
+    await client.close_position(ACCOUNT, contract)
+    sim.faults.hubs_down = set()
     await anyio.sleep(0.3)  # a drop decided before the reset has reached the reader by now
     await until(
         lambda: (
@@ -204,6 +212,7 @@ async def drop_both_hubs(sim: SimServer, client: TradingClient, seen: Seen, cont
         ),
         "both hubs resubscribed",
     )
+    return [order_id]
 
 
 def memory(*excluded: str) -> tuple[int, int]:
@@ -239,7 +248,7 @@ async def test_soak_trading_market_data_and_reconnects() -> None:
 
 async def soak() -> None:
     start = datetime.now(UTC) - timedelta(seconds=1)
-    config = SimConfig(rate=200, budgets=dict(UNLIMITED))
+    config = SimConfig(rate=RATE, budgets=dict(UNLIMITED))
     async with SimServer(config) as sim:
         client = TradingClient.for_simulator(
             sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY, budgets=UNLIMITED
@@ -268,19 +277,20 @@ async def soak() -> None:
                     placed += await trade(client, seen, contracts, TRADE_SECONDS)
                     await settle(client, seen, placed, start)
                     market_per_cycle.append(seen.market - market_before)
-                    await drop_both_hubs(sim, client, seen, contracts[0])
+                    placed += await drop_both_hubs(sim, client, seen, contracts[0])
                     if cycle == 0:  # the warm-up: connections, caches and buffers in place
                         baseline = memory()
                 end = memory()
                 orders = await client.search_orders(ACCOUNT, start)
                 fills = await client.search_trades(ACCOUNT, start)
-                assert stream.overflowed == 0
+                await settle(client, seen, placed, start)  # the last drop's order too
                 assert stream.callback_errors == 0
+                stats = stream.stats
                 kinds = seen.kinds.copy()
                 await stream.aclose()
 
     # Every order of the account: placed here, or the closing orders the simulator made.
-    assert len(placed) >= CYCLES * MIN_ROUND_TRIPS
+    assert len(placed) >= CYCLES * (MIN_ROUND_TRIPS + 1)
     assert len(orders) == 2 * len(placed)
     assert all(order.status is OrderStatus.FILLED for order in orders)
     assert set(placed) <= seen.filled
@@ -293,6 +303,8 @@ async def soak() -> None:
         assert seen.resubscribed[hub] >= CYCLES
     assert kinds[StreamStopped.__name__] == 0
     assert kinds[EventDropped.__name__] == 0
+    assert stats.resyncs >= CYCLES + 1  # the first subscription, then after every drop
+    assert seen.recovered > 0
     assert all(count > 0 for count in market_per_cycle)
     # Memory: flat after the warm-up cycle.
     assert end[0] - baseline[0] < MAX_GROWTH, (baseline, end)

@@ -1,10 +1,16 @@
-"""An in-memory gateway hub for driving the stream machine: our own server roles, no sockets."""
+"""An in-memory gateway hub for driving the stream machine: the core's hub server, no sockets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tradeforge_proto.core.secret import Secret
+from tradeforge_proto.realtime.hubserver import (
+    HubClosed,
+    HubServerConnection,
+    HubServerState,
+)
 from tradeforge_proto.realtime.machine import (
     CloseConnection,
     FetchToken,
@@ -13,26 +19,63 @@ from tradeforge_proto.realtime.machine import (
 )
 from tradeforge_proto.signalr import (
     CompletionReceived,
-    HandshakeReceived,
-    HubConnection,
-    HubRole,
-    HubState,
+    Invocation,
     InvocationReceived,
     PingReceived,
+    encode,
 )
-from tradeforge_proto.websocket import (
-    ConnectionClosed,
-    TextReceived,
-    UpgradeRequested,
-    WebSocketServer,
-    WebSocketState,
-)
+from tradeforge_proto.websocket import UpgradeRequested
 
 T0 = 1_700_000_000.0
 
 
+class _Records:
+    """Records encoded ahead of sending (``hub`` of a ``HubServer``), to go out as one message."""
+
+    def __init__(self) -> None:
+        self._records: list[str] = []
+        self._next_id = 0
+
+    def send(self, target: str, *arguments: Any) -> None:
+        self._records.append(encode(Invocation(target, arguments)))
+
+    def invoke(self, target: str, *arguments: Any) -> str:
+        """A server-to-client invocation that asks for a completion; returns its id."""
+        invocation_id = f"s{self._next_id}"
+        self._next_id += 1
+        self._records.append(encode(Invocation(target, arguments, invocation_id)))
+        return invocation_id
+
+    def data_to_send(self) -> str:
+        text = "".join(self._records)
+        self._records.clear()
+        return text
+
+
+class _WebSocketSide:
+    """The WebSocket level of a ``HubServer`` (``ws``), reached through its hub-server machine."""
+
+    def __init__(self, conn: HubServerConnection) -> None:
+        self._conn = conn
+
+    def data_to_send(self) -> bytes:
+        return self._conn.data_to_send()
+
+    def send_text(self, text: str) -> None:
+        """One message of records as they are."""
+        self._conn.send_records(text)
+
+    def ping(self, payload: bytes = b"") -> None:
+        self._conn.ping_websocket(payload)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """A WebSocket Close alone, with no SignalR Close before it."""
+        self._conn.close_websocket(code, reason)
+
+
 class HubServer:
-    """The server side of one connection: WebSocket upgrade, SignalR handshake, invocations."""
+    """The server side of one connection, on the core's hub-server machine: WebSocket upgrade,
+    SignalR handshake, invocations; ``clock`` dates what it sends."""
 
     def __init__(
         self,
@@ -40,12 +83,16 @@ class HubServer:
         reject_status: int | None = None,
         auto_ack: bool = True,
         handshake_error: str | None = None,
+        keepalive: float | None = 15.0,
+        clock: Callable[[], float] = lambda: T0,
     ) -> None:
         self.handshake_error = handshake_error
-        self.ws = WebSocketServer()
-        self.hub = HubConnection(HubRole.SERVER)
+        self.conn = HubServerConnection(keepalive_interval=keepalive)
+        self.ws = _WebSocketSide(self.conn)
+        self.hub = _Records()
         self.reject_status = reject_status
         self.auto_ack = auto_ack
+        self._clock = clock
         self.request: UpgradeRequested | None = None
         self.invocations: list[InvocationReceived] = []
         self.pings = 0
@@ -56,29 +103,16 @@ class HubServer:
 
     def receive(self, data: bytes) -> None:
         """Bytes from the client."""
-        events = self.ws.receive_data(data)
-        index = 0
-        while index < len(events):
-            event = events[index]
-            index += 1
+        self._handle(self.conn.receive_data(data, self._clock()))
+
+    def _handle(self, events: list[Any]) -> None:
+        for event in events:
             if isinstance(event, UpgradeRequested):
                 self.request = event
                 if self.reject_status is not None:
-                    self.ws.reject(self.reject_status, body=b"unauthorized")
+                    self.conn.reject(self.reject_status, body=b"unauthorized")
                 else:
-                    events.extend(self.ws.accept())
-            elif isinstance(event, TextReceived):
-                self._hub_text(event.data)
-            elif isinstance(event, ConnectionClosed):
-                self.closed = True
-
-    def _hub_text(self, text: str) -> None:
-        for event in self.hub.receive(text):
-            if isinstance(event, HandshakeReceived):
-                if self.handshake_error is not None:
-                    self.hub.reject_handshake(self.handshake_error)
-                else:
-                    self.hub.accept_handshake()
+                    self._handle(self.conn.accept(handshake_error=self.handshake_error))
             elif isinstance(event, InvocationReceived):
                 self.invocations.append(event)
                 if self.auto_ack and event.invocation_id is not None:
@@ -87,46 +121,48 @@ class HubServer:
                 self.pings += 1
             elif isinstance(event, CompletionReceived):
                 self.completions.append(event)
-        self._flush()
+            elif isinstance(event, HubClosed):
+                self.closed = True
+
+    def tick(self) -> None:
+        """Tell the machine the time: it dates what is sent next, and pings when one is due."""
+        self._handle(self.conn.handle_timer(self._clock()))
 
     def ack(self, event: InvocationReceived) -> None:
         """Complete a client invocation (with the configured refusal, if any)."""
         assert event.invocation_id is not None
         self.acked.add(event.invocation_id)
-        error = self.refuse.get(event.target)
-        if error is None:
-            self.hub.complete(event.invocation_id, has_result=False)
-        else:
-            self.hub.complete(event.invocation_id, error=error, has_result=False)
-        self._flush()
+        self.tick()
+        self.conn.complete(event.invocation_id, self.refuse.get(event.target))
 
     def send(self, target: str, *arguments: Any) -> None:
         """Push a hub event to the client."""
-        self.hub.send(target, *arguments)
-        self._flush()
+        self.tick()
+        self.conn.send(target, *arguments)
 
     def ping(self) -> None:
         """A SignalR keep-alive ping from the server."""
-        self.hub.ping()
-        self._flush()
+        self.tick()
+        self.conn.ping()
 
     def close_hub(self, error: str | None, allow_reconnect: bool) -> None:
-        """A SignalR Close message."""
-        self.hub.close(error, allow_reconnect)
-        self._flush()
+        """A SignalR Close message (then the WebSocket Close)."""
+        self.conn.close(error, allow_reconnect)
 
     def raw(self, text: str) -> None:
         """Send raw text as one WebSocket message (for malformed frames)."""
-        self.ws.send_text(text)
+        self.conn.send_records(text)
 
     def _flush(self) -> None:
+        """Send what ``hub`` holds as one message."""
         text = self.hub.data_to_send()
-        if text and self.ws.state is WebSocketState.OPEN:
-            self.ws.send_text(text)
+        if text:
+            self.tick()
+            self.conn.send_records(text)
 
     @property
     def open(self) -> bool:
-        return self.hub.state is HubState.OPEN and not self.closed
+        return self.conn.state is HubServerState.OPEN and not self.closed
 
     def subscribe_targets(self) -> list[tuple[str, tuple[Any, ...]]]:
         return [(i.target, i.arguments) for i in self.invocations]
@@ -153,7 +189,6 @@ class Driver:
         self.silent_server = False  # accept the socket but never answer
         self.auto_ack = True  # new servers acknowledge invocations at once
         self.server_keepalive: float | None = 15.0  # the hub's own pings, as ASP.NET sends them
-        self._server_pinged = now
 
     def pump(self) -> None:
         """Move actions and bytes until nothing changes."""
@@ -198,7 +233,11 @@ class Driver:
             status = self.reject_next.pop(0) if self.reject_next else None
             error = self.refuse_handshake_next.pop(0) if self.refuse_handshake_next else None
             self.server = HubServer(
-                reject_status=status, handshake_error=error, auto_ack=self.auto_ack
+                reject_status=status,
+                handshake_error=error,
+                auto_ack=self.auto_ack,
+                keepalive=self.server_keepalive,
+                clock=lambda: self.now,
             )
             self.servers.append(self.server)
             self.machine.connection_made(self.now)
@@ -223,9 +262,8 @@ class Driver:
             ping_at = self._next_server_ping()
             if ping_at is not None and (deadline is None or ping_at < deadline) and ping_at <= end:
                 self.now = max(self.now, ping_at)
-                self._server_pinged = self.now
                 assert self.server is not None
-                self.server.ping()
+                self.server.tick()
                 self.pump()
                 continue
             if deadline is None or deadline > end:
@@ -239,12 +277,11 @@ class Driver:
         self.pump()
 
     def _next_server_ping(self) -> float | None:
+        """When the server's machine has a timer due (its keep-alive ping), unless it is silent."""
         server = self.server
-        if self.server_keepalive is None or server is None or self.silent_server:
+        if server is None or self.silent_server:
             return None
-        if not server.open:
-            return None
-        return max(self._server_pinged, self.now - self.server_keepalive) + self.server_keepalive
+        return server.conn.next_deadline()
 
     def take(self, kind: type) -> list[Any]:
         """The collected events of one class (removed from the log)."""

@@ -256,7 +256,9 @@ async def test_slow_client_is_disconnected() -> None:
             # Prints are never coalesced: a reader that stays away overflows its queue.
             everything = market(mes, "QUOTE", "DEPTH", "TRADE")
             await send(slow, {"action": "subscribe", "market_data": everything})
-            await anyio.sleep(1.0)
+            # It stays away until the service has given up on it, however long that takes.
+            # It stays away until the service has given up on it, however long that takes.
+            await eventually(lambda: len(service.fanout.clients) == 1)
             with pytest.raises(ConnectionClosed):
                 await read_until_closed(slow)
             assert slow.close_code == 1013

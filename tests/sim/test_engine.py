@@ -1165,7 +1165,7 @@ def test_average_price_and_cent_rounding(ex: Exchange) -> None:
     quote(ex, "5000.25", "5000.50", at=2)
     ex.place(PB, MES, MARKET, BUY, 2, now=NOW + 3)
     (position,) = ex.positions(PB)
-    assert position.average_price == D("5000.416666666666666666666667")
+    assert position.average_price == D("5000.416667")  # reported to six decimals
     quote(ex, "5001.00", "5001.25", at=4)
     ex.partial_close_position(PB, MES, 1, now=NOW + 5)
     ex.close_position(PB, MES, now=NOW + 6)

@@ -25,6 +25,9 @@ class Faults:
     rest_delay: float = 0.0  # seconds before each REST answer
     rest_drops: int = 0  # the next N REST requests are carried out, then the socket is closed
     silent: bool = False  # hubs send nothing (no data, no pings) but keep their sockets open
+    # Hubs ("user", "market") that are down for as long as their name is here: their connections
+    # drop at once, as in a network failure, and new upgrades to them are refused with HTTP 503.
+    hubs_down: set[str] = attrs.field(factory=set)
     rng: random.Random = attrs.field(factory=lambda: random.Random(0), repr=False)
 
     def take_refusal(self) -> bool:
@@ -44,6 +47,10 @@ class Faults:
             self.rest_drops -= 1
             return True
         return False
+
+    def hub_down(self, hub: str) -> bool:
+        """True while ``hub`` ("user" or "market") must be unreachable."""
+        return hub in self.hubs_down
 
     def take_malformed(self) -> bool:
         """True when the next hub push must be malformed."""

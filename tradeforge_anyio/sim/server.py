@@ -18,33 +18,28 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from tradeforge_proto.core.errors import LocalProtocolError, RemoteProtocolError
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.http import HttpServerConnection, HttpServerState, RejectedRequest, is_upgrade
-from tradeforge_proto.signalr import (
-    HandshakeReceived,
-    HubConnection,
-    HubRole,
-    HubState,
-    InvocationReceived,
-    negotiate_response_body,
+from tradeforge_proto.realtime.hubserver import (
+    KEEPALIVE_INTERVAL,
+    MAX_OUTBOX,
+    HubServerConnection,
+    HubServerEvent,
+    HubServerState,
 )
-from tradeforge_proto.websocket import (
-    ConnectionClosed,
-    TextReceived,
-    UpgradeRequested,
-    WebSocketServer,
-    WebSocketState,
-)
+from tradeforge_proto.signalr import RS, InvocationReceived, negotiate_response_body
+from tradeforge_proto.websocket import UpgradeRequested
 
 from .auth import bearer
 from .faults import Faults
 from .rest import plain
-from .simulation import HubSession, SimConfig, Simulation
+from .simulation import HubSession, SimConfig, Simulation, hub_name
 
 READ_SIZE: Final = 65_536
 TICK: Final = 0.02  # seconds between market steps
-KEEPALIVE: Final = 15.0  # the hub's own pings, as ASP.NET Core sends them
+KEEPALIVE: Final = KEEPALIVE_INTERVAL  # the hub's own pings, as ASP.NET Core sends them
+WAIT_BOUND: Final = 1.0  # the longest a hub's writer sleeps before it looks at its faults again
+CLOSE_GRACE: Final = 5.0  # seconds a closing hub connection may take to write its last bytes
 MALFORMED: Final = '{"type":1,"target":"GatewayQuote","arguments":[\x1e'
 
 
@@ -52,7 +47,8 @@ class SimServer:
     """The embedded gateway on ``host:port`` (port 0 picks a free one), as an async context.
 
     ``async with SimServer() as sim:`` serves until the block ends; ``sim.api_url`` and the hub
-    URLs point at it, ``sim.faults`` can be changed at any time.
+    URLs point at it, ``sim.faults`` can be changed at any time. ``hub_outbox`` bounds the bytes
+    a hub client may leave unread; past it the client is closed as too slow.
     """
 
     def __init__(
@@ -64,6 +60,7 @@ class SimServer:
         faults: Faults | None = None,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        hub_outbox: int = MAX_OUTBOX,
     ) -> None:
         self.config = config or SimConfig()
         self.host = host
@@ -77,6 +74,8 @@ class SimServer:
         self._listener: anyio.abc.Listener[Any] | None = None
         self.connections = 0
         self.market_paused = False  # tests freeze the market to compare books exactly
+        self.hub_outbox = hub_outbox  # bytes a hub client may leave unread before it is closed
+        self.slow_hub_closes = 0  # hub connections closed because their client read too slowly
 
     # --- addresses ---
 
@@ -237,161 +236,157 @@ class SimServer:
     # --- hubs ---
 
     async def _serve_hub(self, stream: anyio.abc.ByteStream, raw: bytes) -> None:
-        ws = WebSocketServer()
-        try:
-            events = ws.receive_data(raw)
-        except RemoteProtocolError:
-            await stream.send(ws.data_to_send())
+        conn = HubServerConnection(max_outbox=self.hub_outbox)
+        events = conn.receive_data(raw, self._clock())
+        upgrade = next((e for e in events if isinstance(e, UpgradeRequested)), None)
+        if upgrade is None:  # not a valid upgrade: the machine queued the HTTP error
+            await stream.send(conn.data_to_send())
             return
-        upgrade = next(e for e in events if isinstance(e, UpgradeRequested))
+        hub = hub_name(upgrade.path)
+        if hub is not None and self.faults.hub_down(hub):
+            conn.reject(503, body=b"Service Unavailable")
+            await stream.send(conn.data_to_send())
+            return
         query = dict(upgrade.query)
         token = query.get("access_token") or bearer(_header(upgrade.headers, "authorization"))
         opened = self.simulation.open_hub(upgrade.path, token, self._clock())
         if isinstance(opened, int):
-            ws.reject(opened, body=b"Unauthorized" if opened == 401 else b"Not Found")
-            await stream.send(ws.data_to_send())
+            conn.reject(opened, body=b"Unauthorized" if opened == 401 else b"Not Found")
+            await stream.send(conn.data_to_send())
             return
         session = opened
-        link = _HubLink(self, stream, ws, session)
+        link = _HubLink(self, stream, conn, session)
         try:
-            await link.run(ws.accept())
+            await link.run(conn.accept())
         finally:
             self.simulation.close_hub(session)
 
 
 class _HubLink:
-    """One hub connection: reads invocations, writes pushes and keep-alive pings."""
+    """One hub connection: the core's hub-server machine between the socket and the simulation.
+
+    Three tasks: the reader feeds the machine and runs client invocations; the producer moves the
+    session's pushes into the machine, fires its keep-alive timer and injects the faults; the
+    flusher writes what the machine queued. Pushes never wait for a slow client's socket: they
+    fill the machine's bounded outbox, and past the bound the machine closes the client.
+    """
 
     def __init__(
         self,
         server: SimServer,
         stream: anyio.abc.ByteStream,
-        ws: WebSocketServer,
+        conn: HubServerConnection,
         session: HubSession,
     ) -> None:
         self.server = server
         self.stream = stream
-        self.ws = ws
+        self.conn = conn
         self.session = session
-        self.hub = HubConnection(HubRole.SERVER)
         self.pushed = 0
-        self.done = False
         self.lock = anyio.Lock()
+        self._queued = anyio.Event()  # set when the machine holds bytes for the flusher
+        self._finishing = False
+        self._scope = anyio.CancelScope()  # the task group's, once run() starts
 
-    async def run(self, first_events: list[Any]) -> None:
-        await self._flush()
+    async def run(self, first_events: list[HubServerEvent]) -> None:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._writer, tg.cancel_scope)
-            await self._handle(first_events)
-            while not self.done:
+            self._scope = tg.cancel_scope
+            tg.start_soon(self._flusher)
+            tg.start_soon(self._producer)
+            self._handle(first_events)
+            while self.conn.state is not HubServerState.CLOSED:
                 try:
                     data = await _receive(self.stream)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
-                try:
-                    events = self.ws.receive_data(data)
-                except RemoteProtocolError:
-                    break
-                await self._handle(events)
-                if not data:
-                    break
-            tg.cancel_scope.cancel()
+                self._handle(self.conn.receive_data(data, self.server._clock()))
+            await self._finish()
 
-    async def _handle(self, events: list[Any]) -> None:
+    def _handle(self, events: list[HubServerEvent]) -> None:
         for event in events:
-            if isinstance(event, TextReceived):
-                try:
-                    hub_events = self.hub.receive(event.data)
-                except RemoteProtocolError:
-                    self.done = True
-                    return
-                for hub_event in hub_events:
-                    self._on_hub_event(hub_event)
-            elif isinstance(event, ConnectionClosed):
-                self.done = True
-        await self._flush()
-
-    def _on_hub_event(self, event: Any) -> None:
-        if isinstance(event, HandshakeReceived):
-            if event.protocol == "json":
-                self.hub.accept_handshake()
-            else:
-                self.hub.reject_handshake(
-                    f"Requested protocol '{event.protocol}' is not available."
+            if isinstance(event, InvocationReceived):
+                error = self.server.simulation.invoke(
+                    self.session, event.target, event.arguments, self.server._clock()
                 )
-        elif isinstance(event, InvocationReceived):
-            error = self.server.simulation.invoke(
-                self.session, event.target, event.arguments, self.server._clock()
-            )
-            if event.invocation_id is not None and self.hub.state is HubState.OPEN:
-                if error is None:
-                    self.hub.complete(event.invocation_id, has_result=False)
-                else:
-                    self.hub.complete(event.invocation_id, error=error, has_result=False)
-            self.server.wake()
+                self.conn.complete(event.invocation_id, error)
+                self.server.wake()
+        self._queued.set()
 
-    async def _writer(self, scope: anyio.CancelScope) -> None:
-        last_ping = self.server._clock()
-        while not self.done:
-            with anyio.move_on_after(1.0):
-                await self.server._wake.wait()
-            faults = self.server.faults
-            if faults.silent:
-                self.session.take()
-                continue
-            if self.hub.state is not HubState.OPEN:
-                continue
-            close = faults.take_hub_close()
-            if close is not None:
-                self.hub.close(close[0], close[1])
-                await self._flush()
-                self.ws.close(1000, "hub closed")
-                await self._send(self.ws.data_to_send())
-                self.done = True
-                scope.cancel()
+    async def _producer(self) -> None:
+        conn, session, server = self.conn, self.session, self.server
+        while True:
+            with anyio.move_on_after(self._wait_bound()):
+                await server._wake.wait()
+            faults = server.faults
+            if faults.hub_down(session.hub):
+                await self._drop()  # the hub went down: as a network failure, no goodbye
                 return
-            pushes = self.session.take()
-            if pushes:
-                if faults.take_malformed():
-                    await self._send_text(MALFORMED)
-                else:
-                    await self._send_text(pushes)
-                self.pushed += pushes.count("\x1e")
-                if faults.should_drop(self.pushed):
-                    self.done = True
-                    await self.stream.aclose()
-                    scope.cancel()
+            if faults.silent:
+                session.take()
+                continue
+            # The keep-alive ping or a late handshake; it also dates the pushes that follow.
+            ended = conn.handle_timer(server._clock())
+            if not ended and conn.state is HubServerState.OPEN:
+                close = faults.take_hub_close()
+                if close is not None:
+                    conn.close(close[0], close[1])
+                    await self._finish()
                     return
-                last_ping = self.server._clock()
-            elif self.server._clock() - last_ping >= KEEPALIVE:
-                self.hub.ping()
-                await self._flush()
-                last_ping = self.server._clock()
+                pushes = session.take()
+                if pushes:
+                    conn.send_records(MALFORMED if faults.take_malformed() else pushes)
+                    self.pushed += pushes.count(RS)
+                    if faults.should_drop(self.pushed):
+                        await self._flush()
+                        await self._drop()
+                        return
+            if conn.state is HubServerState.CLOSED:  # too slow a client, or no handshake
+                await self._finish()
+                return
+            self._queued.set()
+
+    def _wait_bound(self) -> float:
+        """Seconds to the machine's next timer, at most ``WAIT_BOUND`` (no timers when silent)."""
+        deadline = self.conn.next_deadline()
+        if deadline is None or self.server.faults.silent:
+            return WAIT_BOUND
+        return min(WAIT_BOUND, max(0.0, deadline - self.server._clock()))
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued = anyio.Event()
+            await self._flush()
 
     async def _flush(self) -> None:
-        text = self.hub.data_to_send()
-        if text:
-            await self._send_text(text)
-        else:
-            await self._send(self.ws.data_to_send())
-
-    async def _send_text(self, text: str) -> None:
-        if self.ws.state is not WebSocketState.OPEN:
-            return
-        try:
-            self.ws.send_text(text)
-        except LocalProtocolError:
-            return
-        await self._send(self.ws.data_to_send())
-
-    async def _send(self, data: bytes) -> None:
-        if not data:
-            return
+        """Write what the machine holds; it counts as unwritten until the socket took it."""
         async with self.lock:
+            data = self.conn.data_to_send()
+            if not data:
+                return
+            self.conn.report_unwritten(len(data))
             try:
                 await self.stream.send(data)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self.done = True
+                self._scope.cancel()  # the client is gone; the reader would only learn it later
+            finally:
+                self.conn.report_unwritten(0)
+
+    async def _finish(self) -> None:
+        """Write the last bytes (a Close, say) within ``CLOSE_GRACE``, then end the connection."""
+        if self._finishing:  # the reader and the producer may both see the end
+            return
+        self._finishing = True
+        if self.conn.overflowed:
+            self.server.slow_hub_closes += 1
+        with anyio.move_on_after(CLOSE_GRACE):
+            await self._flush()
+        self._scope.cancel()
+
+    async def _drop(self) -> None:
+        """End the connection without a word, as a network failure would."""
+        await self.stream.aclose()
+        self._scope.cancel()
 
 
 async def _receive(stream: anyio.abc.ByteStream) -> bytes:

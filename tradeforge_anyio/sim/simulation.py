@@ -29,6 +29,14 @@ MARKET_HUB: Final = "market"
 Push = str  # one encoded SignalR invocation record, RS included
 
 
+def hub_name(path: str) -> str | None:
+    """The hub an upgrade request's path names (``USER_HUB``, ``MARKET_HUB``); None for no hub."""
+    hub = path.rstrip("/").rpartition("/")[2].lower()
+    if hub not in (USER_HUB, MARKET_HUB) or not path.lower().startswith("/hubs/"):
+        return None
+    return hub
+
+
 def default_accounts() -> tuple[SimAccount, ...]:
     """Two practice accounts, as a funded trader would have."""
     return (
@@ -152,8 +160,8 @@ class Simulation:
 
     def open_hub(self, path: str, token: str | None, now: float) -> HubSession | int:
         """A session for a hub upgrade request, or the HTTP status refusing it."""
-        hub = path.rstrip("/").rpartition("/")[2].lower()
-        if hub not in (USER_HUB, MARKET_HUB) or not path.lower().startswith("/hubs/"):
+        hub = hub_name(path)
+        if hub is None:
             return 404
         user = self.tokens.check(token, now)
         if user is None:

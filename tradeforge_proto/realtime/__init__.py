@@ -2,9 +2,22 @@
 
 ``StreamMachine`` keeps one hub connection alive; ``StreamSession`` owns every hub of one login
 (routing, read slicing, books, the queue, back-pressure and gap recovery) and is what runtimes
-step; ``EventQueue`` is the bounded, coalescing queue between the session and its reader.
+step; ``EventQueue`` is the bounded, coalescing queue between the session and its reader;
+``HubServerConnection`` is the server side of one hub connection (the simulator's, the tests').
 """
 
+from .hubserver import (
+    HANDSHAKE_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    MAX_OUTBOX,
+    SLOW_CLIENT_CODE,
+    SLOW_CLIENT_ERROR,
+    HubClosed,
+    HubOpened,
+    HubServerConnection,
+    HubServerEvent,
+    HubServerState,
+)
 from .machine import (
     FEED_SIZE,
     CloseConnection,
@@ -31,11 +44,21 @@ from .session import (
 
 __all__ = [
     "FEED_SIZE",
+    "HANDSHAKE_TIMEOUT",
+    "KEEPALIVE_INTERVAL",
+    "MAX_OUTBOX",
     "MAX_WAIT",
+    "SLOW_CLIENT_CODE",
+    "SLOW_CLIENT_ERROR",
     "CloseConnection",
     "EventQueue",
     "FetchToken",
+    "HubClosed",
     "HubLink",
+    "HubOpened",
+    "HubServerConnection",
+    "HubServerEvent",
+    "HubServerState",
     "HubSpec",
     "Ledger",
     "OpenConnection",

@@ -1,0 +1,58 @@
+"""The README's quick starts run as written: they subscribe, place an order and print its fill."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+
+from .sync import running_sim
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def snippet(name: str) -> str:
+    """The Python block that follows ``<!-- snippet: name -->`` in the README."""
+    found = re.search(
+        rf"<!-- snippet: {re.escape(name)} -->\s*```python\n(.*?)```", README.read_text(), re.S
+    )
+    assert found is not None, f"no snippet {name!r} in the README"
+    return found.group(1)
+
+
+def run(code: str, **env: str) -> str:
+    # From an empty folder: no .env is found, only what ``env`` sets.
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+        env={**base, **env},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_async_quick_start_prints_a_fill_on_the_embedded_simulator() -> None:
+    out = run(snippet("async-quick-start"))
+    assert re.search(r"^filled BUY 1 @ \d+(\.\d+)?$", out, re.M), out
+
+
+def test_the_blocking_quick_start_prints_a_fill_with_settings_for_a_simulator() -> None:
+    with running_sim() as sim:
+        out = run(
+            snippet("blocking-quick-start"),
+            TS_ENVIRONMENT="SIM",
+            TS_API_URL=sim.api_url,
+            TS_USERNAME=DEFAULT_USERNAME,
+            TS_API_KEY=DEFAULT_API_KEY,
+        )
+    assert re.search(r"^filled BUY 1 @ \d+(\.\d+)?$", out, re.M), out
