@@ -233,9 +233,15 @@ class TradingStream(RealTimeStream):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        await self.aclose()
-        assert self._task_group is not None
-        return await self._task_group.__aexit__(exc_type, exc, tb)
+        group = self._task_group
+        assert group is not None
+        try:
+            await self.aclose()
+        except BaseException as error:  # cancelled while closing: the tasks still end here
+            group.cancel_scope.cancel()
+            await group.__aexit__(type(error), error, error.__traceback__)
+            raise
+        return await group.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
         """Stop every hub: close frames sent, sockets closed, tasks ended (within 2 s)."""
@@ -244,14 +250,16 @@ class TradingStream(RealTimeStream):
         self._closing = True
         self.session.stop(time.time())
         self._deliver()
-        with anyio.move_on_after(CLOSE_TIMEOUT):
-            for driver in self._drivers.values():
-                driver.poke()
-                if driver.running:
-                    await driver.done.wait()
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()  # what is left: a slow peer, REST reads
-        self._wake_readers()
+        try:
+            with anyio.move_on_after(CLOSE_TIMEOUT):
+                for driver in self._drivers.values():
+                    driver.poke()
+                    if driver.running:
+                        await driver.done.wait()
+        finally:
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()  # what is left: a slow peer, REST reads
+            self._wake_readers()
 
     def _task_group_now(self) -> anyio.abc.TaskGroup:
         if self._task_group is None:

@@ -5,8 +5,8 @@ Generic models, enums, errors and operations live in :mod:`tradeforge_proto.core
 state in :mod:`tradeforge_proto.session` and :mod:`tradeforge_proto.limits`; the request driver
 shared by every runtime in :mod:`tradeforge_proto.calls`. Realtime: WebSocket in
 :mod:`tradeforge_proto.websocket`, SignalR in :mod:`tradeforge_proto.signalr`, the reconnecting
-stream machine in :mod:`tradeforge_proto.realtime.machine` and its bounded event queue in
-:mod:`tradeforge_proto.realtime.queue`.
+engine in :mod:`tradeforge_proto.realtime` (the hub machines, the ``StreamSession`` every runtime
+steps, the bounded event queue, gap recovery, the hub server role).
 """
 
 import logging
@@ -36,6 +36,7 @@ from .core import (
     Disconnected,
     EventDropped,
     FeatureDisabled,
+    FeedGap,
     FeedStale,
     Fill,
     FillReceived,
@@ -77,6 +78,8 @@ from .core import (
     Reconnecting,
     RemoteProtocolError,
     Resubscribed,
+    Resynced,
+    ResyncFailed,
     Safety,
     Secret,
     ServerError,
@@ -86,7 +89,9 @@ from .core import (
     StreamStopped,
     Subscribed,
     Subscription,
+    SubscriptionFailed,
     SubscriptionRefused,
+    SubscriptionTimeout,
     TradeForgeError,
     TradeSide,
     TradingPlatformAPI,
@@ -97,14 +102,19 @@ from .http import HttpClientConnection, HttpClientState, HttpServerConnection, H
 from .limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from .orders import find_by_tag, new_custom_tag
 from .paging import BarPager
-from .realtime.machine import (
+from .realtime import (
     CloseConnection,
     FetchToken,
+    HubServerConnection,
     HubSpec,
     OpenConnection,
+    RunOperation,
     StreamConfig,
     StreamMachine,
+    StreamSession,
     StreamState,
+    StreamStats,
+    SubscriptionStatus,
 )
 from .realtime.queue import EventQueue, QueueOverflow, merge_depth
 from .session import AuthNeed, TokenSession, TokenState
@@ -147,6 +157,7 @@ __all__ = [
     "EventQueue",
     "Failed",
     "FeatureDisabled",
+    "FeedGap",
     "FeedStale",
     "FetchToken",
     "Fill",
@@ -157,6 +168,7 @@ __all__ = [
     "HttpResponse",
     "HttpServerConnection",
     "HttpServerState",
+    "HubServerConnection",
     "HubSpec",
     "Level",
     "LifecycleEvent",
@@ -201,7 +213,10 @@ __all__ = [
     "RemoteProtocolError",
     "RestCore",
     "Resubscribed",
+    "ResyncFailed",
+    "Resynced",
     "RetryPolicy",
+    "RunOperation",
     "Safety",
     "Secret",
     "Send",
@@ -213,11 +228,16 @@ __all__ = [
     "StreamConfig",
     "StreamEvent",
     "StreamMachine",
+    "StreamSession",
     "StreamState",
+    "StreamStats",
     "StreamStopped",
     "Subscribed",
     "Subscription",
+    "SubscriptionFailed",
     "SubscriptionRefused",
+    "SubscriptionStatus",
+    "SubscriptionTimeout",
     "TokenSession",
     "TokenState",
     "TradeForgeError",

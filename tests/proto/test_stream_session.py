@@ -1430,3 +1430,21 @@ def test_live_events_behind_a_late_acknowledgement_are_held_only_so_long() -> No
     events = w.drain()
     assert [e.fills for e in events if isinstance(e, Resynced)] == [2]
     check_delivered_matches(w)
+
+
+def test_live_events_held_for_a_round_that_fails_are_delivered_after_resync_failed() -> None:
+    w = world()
+    w.hold_acks["user"] = True
+    w.subscribe(*user_subscriptions())
+    server = w.server("user")
+    assert server is not None
+    w.rest_failures = 1
+    server.release_acks()
+    live = fills(w, 1)  # in the same read as the acknowledgements: held for the round
+    w.settle()
+    events = w.drain()
+    failed = index_of(events, ResyncFailed)
+    assert [e.fill.order_id for e in events[failed:] if isinstance(e, FillReceived)] == live
+    w.advance(CONFIG.recovery_retry)
+    w.drain()
+    check_delivered_matches(w)

@@ -249,10 +249,12 @@ async def test_token_required() -> None:
 
 async def test_slow_client_is_disconnected() -> None:
     async with serving(client_queue_size=4, config=SimConfig(rate=2000.0)) as service:
+        service.sim.market_paused = True  # a fast market only once everyone is in place
         mes = await service.mes()
         async with service.connect() as fast, service.connect(max_queue=1) as slow:
             await send(fast, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
             await ack(fast)
+            service.sim.market_paused = False
             # Prints are never coalesced: a reader that stays away overflows its queue.
             everything = market(mes, "QUOTE", "DEPTH", "TRADE")
             await send(slow, {"action": "subscribe", "market_data": everything})

@@ -1,29 +1,22 @@
-"""A small client for tests: the sans-IO core over anyio sockets, nothing else."""
+"""Small clients for the simulator's tests: REST over the bare core, hubs through the runtime."""
 
 from __future__ import annotations
 
-import contextlib
-import time
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 
+from tradeforge_anyio.client import TradingClient
+from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, Operation
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.providers import topstepx
-from tradeforge_proto.realtime.machine import (
-    CloseConnection,
-    FetchToken,
-    HubSpec,
-    OpenConnection,
-    StreamConfig,
-    StreamMachine,
-)
+from tradeforge_proto.realtime import HubSpec, StreamConfig
 
 T = TypeVar("T")
 
@@ -71,72 +64,39 @@ class Rest:
 
 
 class Hub:
-    """A stream machine driven over a real socket until told to stop."""
+    """One hub of the async runtime's stream on the simulator, recording every event it delivers.
+
+    ``spec`` names the hub (its URL points at the simulator); the stream logs in with the
+    simulator's credentials and counts each token it fetches.
+    """
 
     def __init__(self, spec: HubSpec, token: str, config: StreamConfig | None = None) -> None:
-        self.machine = StreamMachine(spec, config=config)
-        self.token = token
+        api_url = spec.url.partition("/hubs/")[0]
+        self.client = TradingClient.for_simulator(api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
+        self.stream = self.client.stream(config=config)
+        self.hub = spec.name
         self.events: list[StreamEvent] = []
-        self.stream: anyio.abc.SocketStream | None = None
-        self._changed = anyio.Event()
         self.token_fetches = 0
+        self._wanted: list[Subscription] = []
+        fetch = self.client.fresh_token
+
+        async def counted(*, force: bool = False) -> Secret:
+            self.token_fetches += 1
+            return await fetch(force=force)
+
+        self.client.fresh_token = counted  # type: ignore[method-assign]
 
     def subscribe(self, sub: Subscription) -> None:
-        self.machine.subscribe(sub, time.time())
-        self._changed.set()
+        """Want ``sub`` from the start (call before ``run``)."""
+        if not self.stream.session.link_for(sub).name == self.hub:
+            raise ValueError(f"{sub} is not served by the {self.hub} hub")
+        self._wanted.append(sub)
 
     async def run(self) -> None:
-        self.machine.start(time.time())
-        async with anyio.create_task_group() as tg:
-            while True:
-                await self._act(tg)
-                if self.stream is not None:
-                    data = self.machine.data_to_send()
-                    if data:
-                        try:
-                            await self.stream.send(data)
-                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                            self.machine.connection_lost(time.time())
-                            self.stream = None
-                            continue
-                self.events.extend(self.machine.events())
-                deadline = self.machine.next_deadline()
-                timeout = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.time()))
-                if self.stream is None:
-                    await anyio.sleep(timeout)
-                else:
-                    with anyio.move_on_after(timeout):
-                        try:
-                            data = await self.stream.receive(65536)
-                        except (anyio.EndOfStream, anyio.BrokenResourceError):
-                            data = b""
-                        if data:
-                            self.machine.receive_data(data, time.time())
-                        else:
-                            self.machine.connection_lost(time.time())
-                            self.stream = None
-                self.machine.handle_timer(time.time())
-
-    async def _act(self, tg: anyio.abc.TaskGroup) -> None:
-        for action in self.machine.actions():
-            now = time.time()
-            if isinstance(action, FetchToken):
-                self.token_fetches += 1
-                self.machine.token_received(Secret(self.token), now)
-            elif isinstance(action, OpenConnection):
-                try:
-                    self.stream = await anyio.connect_tcp(action.host, action.port)
-                except OSError as exc:
-                    self.machine.connection_failed(exc, time.time())
-                else:
-                    self.machine.connection_made(time.time())
-            elif isinstance(action, CloseConnection) and self.stream is not None:
-                data = self.machine.data_to_send()
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    if data:
-                        await self.stream.send(data)
-                await self.stream.aclose()
-                self.stream = None
+        async with self.client, self.stream:
+            await self.stream.subscribe_all(self._wanted, wait=False)
+            async for event in self.stream:
+                self.events.append(event)
 
     async def wait_for(self, predicate: Any, timeout: float = 5.0) -> list[StreamEvent]:
         with anyio.fail_after(timeout):

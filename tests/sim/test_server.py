@@ -26,6 +26,7 @@ from tradeforge_proto.core import (
     ProviderError,
     QuoteUpdated,
     RateLimited,
+    Resynced,
     ServerError,
     Subscription,
     ValidationFailed,
@@ -214,17 +215,17 @@ async def test_fill_reaches_the_user_hub_in_the_gateway_order():
             hub.subscribe(sub)
         async with anyio.create_task_group() as tg:
             tg.start_soon(hub.run)
-            await hub.wait_for(lambda e: isinstance(e, Connected))
-            await anyio.sleep(0.2)
+            await hub.wait_for(lambda e: isinstance(e, Resynced))  # subscribed and synced
             mes = next(c for c in await rest.run(topstepx.available_contracts()) if "MES" in c.id)
             order_id = await rest.run(
                 topstepx.place_order(ACCOUNT, mes.id, OrderSide.BUY, OrderType.MARKET, 1)
             )
-            await hub.wait_for(lambda e: isinstance(e, AccountUpdated))
+            await hub.wait_for(lambda e: isinstance(e, AccountUpdated) and not e.recovered)
             user_events = [
                 e
                 for e in hub.events
                 if isinstance(e, OrderUpdated | FillReceived | PositionUpdated | AccountUpdated)
+                and not e.recovered
             ]
             kinds = [type(e).__name__ for e in user_events]
             assert kinds[:5] == [

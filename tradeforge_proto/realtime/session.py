@@ -415,8 +415,6 @@ class HubLink:
         self._retry_at = None
         self._held_live.clear()  # not admitted: the next recovery fetches them again
         self._inbox, self._inbox_at = b"", 0
-        if self.machine.reading_paused:
-            self.machine.resume_reading(now)
 
     # --- recovery ---
 
@@ -425,19 +423,15 @@ class HubLink:
         if not self._to_recover or self._recovery is not None or self._retry_at is not None:
             return
         machine = self.machine
-        if machine.state is not StreamState.CONNECTED:
-            return
+        # Acknowledged subscriptions wait here only while their connection lasts.
+        assert machine.state is StreamState.CONNECTED
         # Everything wanted must be acknowledged, as far as the events handled so far tell (the
         # machine may be further on in the same slice): then one round recovers it all.
         known = self._to_recover.keys() | self._live
         if not force and not all(s in known for s in machine.desired if s.channel in RECOVERABLE):
             return
-        active = set(machine.active)
         session = self._session
-        subs = [s for s in self._to_recover if s in active]
-        self._to_recover = dict.fromkeys(subs)
-        if not subs:
-            return
+        subs = list(self._to_recover)
         since = min(session._since(s, now) for s in subs) - machine.config.recovery_overlap
         recovery = Recovery(
             session._provider, self.name, subs, since, session._ledger, first_key=session._keys
