@@ -59,6 +59,7 @@ from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp
 
 SEED = 7
+BENCH_OUTBOX = 1 << 30  # bytes a hub client may leave unread: large, nobody is cut off
 WARMUP = 0.8  # seconds after subscribing before a window opens
 LATENCY_RATE = 950.0  # updates/s per contract: about 10,000 events/s over the active contracts
 LATENCY_WINDOW = 4.0
@@ -210,7 +211,8 @@ async def pysignalr_window(
 def child_simulator(rate: float) -> Iterator[str]:
     """A simulator in its own process; yields its REST URL."""
     command = [sys.executable, "-m", "tradeforge_anyio.sim", "--port", "0"]
-    command += ["--rate", f"{rate:g}", "--seed", str(SEED)]
+    # A contender that falls behind is measured, not cut off as a slow client.
+    command += ["--rate", f"{rate:g}", "--seed", str(SEED), "--hub-outbox", str(BENCH_OUTBOX)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -305,7 +307,7 @@ class Latency:
 async def latency(contender: str) -> Latency:
     """Latencies of every event one contender reads in a window, simulator in this process."""
     config = SimConfig(seed=SEED, rate=LATENCY_RATE)
-    server = SimServer(config)
+    server = SimServer(config, hub_outbox=BENCH_OUTBOX)
     simulation = TimedSimulation(config, now=time.time())
     server.simulation = simulation
     samples: list[tuple[float, float]] = []  # (received, record timestamp)

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 import anyio
 
 from tradeforge_proto.core.errors import ConfigurationError
+from tradeforge_proto.realtime import MAX_OUTBOX
 
 from .sim.server import SimServer
 from .sim.simulation import SimConfig
@@ -29,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7, help="market seed (default 7)")
     sim.add_argument(
         "--rate", type=float, default=20.0, help="market updates per second per contract (20)"
+    )
+    sim.add_argument(
+        "--hub-outbox",
+        type=int,
+        default=MAX_OUTBOX,
+        metavar="BYTES",
+        help="bytes a hub client may leave unread before it is closed as too slow (4 MiB)",
     )
     sim.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     sim.add_argument("--keyfile", help="private key of --certfile (PEM)")
@@ -85,6 +93,7 @@ async def _run_sim(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         ssl_context=context,
+        hub_outbox=args.hub_outbox,
     )
     async with server:
         print(_banner(server), flush=True)

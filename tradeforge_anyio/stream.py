@@ -305,12 +305,16 @@ class TradingStream(RealTimeStream):
     async def _settled(self, subs: tuple[Subscription, ...], timeout: float) -> None:
         session = self.session
         pending = subs
-        with anyio.move_on_after(timeout):
-            while True:
-                pending = tuple(s for s in pending if session.pending(s))
-                if not pending:
-                    return
-                await self._progress.wait()
+        session.begin_wait(subs)  # their hubs read on past a full queue meanwhile
+        try:
+            with anyio.move_on_after(timeout):
+                while True:
+                    pending = tuple(s for s in pending if session.pending(s))
+                    if not pending:
+                        return
+                    await self._progress.wait()
+        finally:
+            session.end_wait(subs)
         raise SubscriptionTimeout(pending[0], timeout)
 
     async def unsubscribe(self, subscription: Subscription) -> None:

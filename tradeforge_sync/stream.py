@@ -370,14 +370,18 @@ class TradingStream:
     def _settled(self, subs: tuple[Subscription, ...], timeout: float) -> None:
         end = time.monotonic() + timeout
         pending = subs
-        while True:
-            pending = tuple(s for s in pending if self.session.pending(s))
-            remaining = end - time.monotonic()
-            if not pending:
-                return
-            if remaining <= 0:
-                raise SubscriptionTimeout(pending[0], timeout)
-            self._changed.wait(remaining)
+        self.session.begin_wait(subs)  # their hubs read on past a full queue meanwhile
+        try:
+            while True:
+                pending = tuple(s for s in pending if self.session.pending(s))
+                remaining = end - time.monotonic()
+                if not pending:
+                    return
+                if remaining <= 0:
+                    raise SubscriptionTimeout(pending[0], timeout)
+                self._changed.wait(remaining)
+        finally:
+            self.session.end_wait(subs)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """No longer want one subscription."""

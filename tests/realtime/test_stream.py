@@ -248,6 +248,7 @@ async def test_the_stream_logs_its_life_and_never_a_token(
     with caplog.at_level("INFO", logger="tradeforge"):
         async with SimServer() as sim, opened(runtime, sim, config=config, max_events=8) as face:
             await face.stream_call("subscribe_user", ACCOUNT)
+            await face.until(lambda: face.stream.stats.pauses >= 1, "a pause for the reader")
             sim.faults.drop_hub_after = 1
             mes = (await face.client_call("resolve_contract", "MES")).id
             await face.buy(mes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tradeforge_anyio.sim.server import SimServer
+from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.errors import SubscriptionFailed, SubscriptionTimeout
 from tradeforge_proto.core.events import (
     FillReceived,
@@ -94,3 +95,19 @@ async def test_a_subscription_never_acknowledged_times_out_and_stays_wanted(
         with pytest.raises(SubscriptionTimeout, match="stays wanted"):
             await face.stream_call("subscribe", Subscription.quotes(mes), timeout=0.2)
         assert face.stream.subscriptions == (Subscription.quotes(mes),)
+
+
+async def test_subscriptions_made_one_after_another_before_reading_all_return(
+    runtime: str,
+) -> None:
+    # A full queue pauses reading, but an acknowledgement someone waits for still arrives.
+    async with SimServer(SimConfig(rate=200.0)) as sim, opened(runtime, sim, max_events=8) as face:
+        mes = (await face.client_call("resolve_contract", "MES")).id
+        mnq = (await face.client_call("resolve_contract", "MNQ")).id
+        await face.stream_call("subscribe_market", mes, quotes=True, trades=True, depth=True)
+        await face.until(lambda: face.stream.stats.pauses >= 1, "the queue full, reading paused")
+        await face.stream_call("subscribe_market", mnq, quotes=True, trades=True)
+        await face.stream_call("subscribe_user", ACCOUNT)
+        for sub in (Subscription.trades(mnq), *Subscription.user(ACCOUNT)):
+            assert face.stream.session.status(sub) is SubscriptionStatus.ACTIVE
+        assert face.stream.stats.high_water <= 8 + 2 * 8 + 8  # past the limit, boundedly

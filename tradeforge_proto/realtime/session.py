@@ -25,7 +25,8 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from typing import Any, Final
 
 import attrs
@@ -153,6 +154,7 @@ class HubLink:
         self._retry_at: float | None = None
         self._held_live: list[StreamEvent] = []
         self._backlog: deque[StreamEvent] = deque()
+        self._allowance = 0  # events it may queue past the limit while a caller waits on it
 
     def __repr__(self) -> str:
         return f"<HubLink {self.name} {self.machine.state.value}>"
@@ -233,7 +235,7 @@ class HubLink:
         and while a recovery is under way (its events go first).
         """
         session = self._session
-        full = session._queue.full
+        full = self._room() <= 0
         if self._held_for_reader:
             if len(session._queue) <= session._queue.max_events // 2 and not self._backlog:
                 self._held_for_reader = False
@@ -249,6 +251,19 @@ class HubLink:
             return False
         self.machine.resume_reading(now)
         return True
+
+    def _room(self) -> int:
+        """Events the queue takes before this hub stops reading.
+
+        While a caller waits for an acknowledgement from this hub, up to ``max_events`` more of
+        its own: the acknowledgement may sit behind data, and a caller that reads only after
+        its subscriptions are live would otherwise wait for ever.
+        """
+        queue = self._session._queue
+        room = queue.max_events - len(queue)
+        if self._session._waiting[self.name]:
+            return max(room, self._allowance)
+        return room
 
     def _reader_pause(self, full: bool, now: float) -> None:
         since = self._reader_paused_since
@@ -280,11 +295,12 @@ class HubLink:
 
     def feed(self, now: float) -> bool:
         """Decode the next slice of held input if the queue has room; True when one was fed."""
-        if not self._inbox or self._session._queue.full or self.recovering:
+        room = self._room()
+        if not self._inbox or room <= 0 or self.recovering:
             return False
         start = self._inbox_at
         # Near the queue's limit, smaller slices: the overshoot stays a few events, not a slice's.
-        end = start + (FEED_SIZE if self._session._queue.space >= ROOMY else SMALL_FEED)
+        end = start + (FEED_SIZE if room >= ROOMY else SMALL_FEED)
         chunk = self._inbox[start:end] if start or end < len(self._inbox) else self._inbox
         if end >= len(self._inbox):
             self._inbox, self._inbox_at = b"", 0
@@ -335,7 +351,16 @@ class HubLink:
         if not events:
             return
         session = self._session
-        books, enqueue = session._books, session._enqueue
+        books = session._books
+        queue = session._queue
+
+        def counted(event: StreamEvent) -> None:
+            if len(queue) >= queue.max_events and self._allowance:
+                self._allowance -= 1  # queued past the limit for a waiting caller
+            session._enqueue(event)
+
+        enqueue = counted if self._allowance else session._enqueue
+
         for event in events:
             kind = type(event)
             if kind in _MARKET_TYPES:
@@ -520,6 +545,7 @@ class StreamSession:
         self._requested: dict[Subscription, float] = {}
         self._ever_live: set[Subscription] = set()
         self._refused: OrderedDict[Subscription, str] = OrderedDict()
+        self._waiting: Counter[str] = Counter()  # callers waiting on each hub's acknowledgements
         self._fresh: list[StreamEvent] | None = None
         self.enqueued = 0  # events that entered the queue so far: readers wait for it to move
         self._keys = 1
@@ -593,6 +619,22 @@ class StreamSession:
         if status is SubscriptionStatus.STOPPED:
             raise SubscriptionFailed(subscription, "the stream stopped")
         return False
+
+    def begin_wait(self, subscriptions: Iterable[Subscription]) -> None:
+        """A caller waits for ``subscriptions`` to go live: their hubs read on past a full queue.
+
+        Each such hub may queue up to ``max_events`` more, so an acknowledgement behind market
+        data still arrives while nobody reads; pair with ``end_wait``.
+        """
+        for name in {self.link_for(s).name for s in subscriptions}:
+            if not self._waiting[name]:
+                self.links[name]._allowance = self._queue.max_events
+            self._waiting[name] += 1
+
+    def end_wait(self, subscriptions: Iterable[Subscription]) -> None:
+        """The caller of ``begin_wait`` stopped waiting."""
+        for name in {self.link_for(s).name for s in subscriptions}:
+            self._waiting[name] = max(0, self._waiting[name] - 1)
 
     def refusal(self, subscription: Subscription) -> str | None:
         """The provider's reason for refusing ``subscription``, if it did."""
@@ -676,8 +718,8 @@ class StreamSession:
             self._fresh.append(event)
 
     def _pump_backlog(self, link: HubLink) -> None:
-        backlog, queue = link._backlog, self._queue
-        while backlog and not queue.full:
+        backlog = link._backlog
+        while backlog and link._room() > 0:
             self._enqueue(backlog.popleft())
 
     def get(self) -> StreamEvent | None:
