@@ -55,6 +55,7 @@ from tradeforge_proto.core.events import (
     StreamEvent,
 )
 from tradeforge_proto.core.models import ContractId
+from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp
 
@@ -114,8 +115,9 @@ async def ours_window(
     """Read the stream for ``window`` seconds after a warm-up; ``seen`` gets (time, event)."""
     client, contracts = await login(api_url)
     async with client, client.stream() as stream:
-        for contract in contracts:
-            await stream.subscribe_market(contract, quotes=True, trades=True, depth=True)
+        await stream.subscribe_all(
+            sub for c in contracts for sub in Subscription.market(c, depth=True)
+        )
         with anyio.move_on_after(WARMUP):
             async for _ in stream:
                 pass

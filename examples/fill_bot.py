@@ -5,14 +5,9 @@ from __future__ import annotations
 import anyio
 
 from tradeforge_anyio import connect
-from tradeforge_proto import (
-    FillReceived,
-    OrderSide,
-    OrderType,
-    PositionUpdated,
-    Resubscribed,
-    Subscribed,
-)
+from tradeforge_proto import FillReceived, OrderSide, OrderType, OrderUpdated, PositionUpdated
+
+BUY, MARKET = OrderSide.BUY, OrderType.MARKET
 
 
 async def main() -> None:
@@ -20,25 +15,24 @@ async def main() -> None:
         account = next(a for a in await client.get_accounts() if a.simulated and a.can_trade)
         contract = await client.resolve_contract("MES")
         async with client.stream() as stream:
-            await stream.subscribe_user(account.id)
-            entered = False
+            await stream.subscribe_user(account.id)  # live and synced once it returns
+            ours = {await client.place_order(account.id, contract.id, BUY, MARKET, 1)}
+            print("bought 1 at market, waiting for the fill")
+            closing = False
             with anyio.fail_after(30):
-                async for event in stream:
-                    if isinstance(event, Subscribed | Resubscribed) and not entered:
-                        entered = True
-                        await client.place_order(
-                            account.id, contract.id, OrderSide.BUY, OrderType.MARKET, 1
-                        )
-                        print("bought 1 at market, waiting for the fill")
-                    elif isinstance(event, FillReceived):
+                async for event in stream:  # live or recovered after a reconnect: all the same
+                    if isinstance(event, FillReceived) and event.fill.order_id in ours:
                         fill = event.fill
                         print(
                             f"fill: {fill.side.name} {fill.size} @ {fill.price}, "
                             f"P&L {fill.profit_and_loss}, fees {fill.fees}"
                         )
-                        if fill.profit_and_loss is None:  # the opening fill: close again
+                        if not closing:  # the opening fill: close again
+                            closing = True
                             await client.close_position(account.id, contract.id)
-                    elif isinstance(event, PositionUpdated) and event.is_flat:
+                    elif isinstance(event, OrderUpdated) and closing:
+                        ours.add(event.order.id)  # the closing order the gateway made
+                    elif closing and isinstance(event, PositionUpdated) and event.is_flat:
                         print("flat again: done")
                         break
 

@@ -90,6 +90,9 @@ MAX_WAIT: Final = 1.0
 MAX_REFUSALS_KEPT: Final = 1024  # refused subscriptions remembered for their callers
 SMALL_FEED: Final = 1024  # bytes fed at a time once fewer than ROOMY events fit in the queue
 ROOMY: Final = 256
+# Events a hub may queue past the limit while a caller waits for its acknowledgement: what a
+# busy market keeps in flight ahead of it (socket buffers and the server's outbox).
+WAIT_ALLOWANCE: Final = 100_000
 _USER_TYPES: Final = frozenset({OrderUpdated, FillReceived, PositionUpdated, AccountUpdated})
 _MARKET_TYPES: Final = frozenset({QuoteUpdated, MarketTradeReceived, DepthReceived})
 
@@ -247,6 +250,7 @@ class HubLink:
         if self.machine.state not in (StreamState.HANDSHAKING, StreamState.CONNECTED):
             return False
         if self._inbox or full or self.recovering:
+            session._stalled = True
             self.machine.pause_reading(now)
             return False
         self.machine.resume_reading(now)
@@ -255,9 +259,9 @@ class HubLink:
     def _room(self) -> int:
         """Events the queue takes before this hub stops reading.
 
-        While a caller waits for an acknowledgement from this hub, up to ``max_events`` more of
-        its own: the acknowledgement may sit behind data, and a caller that reads only after
-        its subscriptions are live would otherwise wait for ever.
+        While a caller waits for an acknowledgement from this hub, up to its allowance more:
+        the acknowledgement may sit behind data, and a caller that reads only after its
+        subscriptions are live would otherwise wait for ever.
         """
         queue = self._session._queue
         room = queue.max_events - len(queue)
@@ -269,6 +273,7 @@ class HubLink:
         since = self._reader_paused_since
         connected = self.machine.state in (StreamState.HANDSHAKING, StreamState.CONNECTED)
         if full and connected and since is None:
+            self._session._stalled = True
             self._reader_paused_since = now
             self._session._pauses += 1
             log.info(
@@ -296,7 +301,10 @@ class HubLink:
     def feed(self, now: float) -> bool:
         """Decode the next slice of held input if the queue has room; True when one was fed."""
         room = self._room()
-        if not self._inbox or room <= 0 or self.recovering:
+        if not self._inbox:
+            return False
+        if room <= 0 or self.recovering:
+            self._session._stalled = True
             return False
         start = self._inbox_at
         # Near the queue's limit, smaller slices: the overshoot stays a few events, not a slice's.
@@ -335,6 +343,7 @@ class HubLink:
             self._session._paused_seconds += now - since
             self._session._held += 1
             self._held_for_reader = True
+            self._session._stalled = True
             reason = f"the reader made no room for {now - since:.1f}s"
             log.warning("%s hub: closed on purpose, %s", self.name, reason)
             self.machine.hold(now, reason)
@@ -502,6 +511,7 @@ class HubLink:
             self._to_recover.pop(sub, None)
             self._live.add(sub)
             session._ever_live.add(sub)
+        session._stalled = True
         self._backlog.extend(events)
         self._backlog.extend(event for event in held if session._ledger.admit(event))
         session._pump_backlog(self)
@@ -546,6 +556,7 @@ class StreamSession:
         self._ever_live: set[Subscription] = set()
         self._refused: OrderedDict[Subscription, str] = OrderedDict()
         self._waiting: Counter[str] = Counter()  # callers waiting on each hub's acknowledgements
+        self._stalled = False  # a hub may wait for the reader: look after each get
         self._fresh: list[StreamEvent] | None = None
         self.enqueued = 0  # events that entered the queue so far: readers wait for it to move
         self._keys = 1
@@ -623,18 +634,21 @@ class StreamSession:
     def begin_wait(self, subscriptions: Iterable[Subscription]) -> None:
         """A caller waits for ``subscriptions`` to go live: their hubs read on past a full queue.
 
-        Each such hub may queue up to ``max_events`` more, so an acknowledgement behind market
-        data still arrives while nobody reads; pair with ``end_wait``.
+        Each such hub may queue up to ``WAIT_ALLOWANCE`` events (or ``max_events``, if more) past
+        the limit, so an acknowledgement behind data in flight still arrives while nobody
+        reads; pair with ``end_wait``.
         """
         for name in {self.link_for(s).name for s in subscriptions}:
             if not self._waiting[name]:
-                self.links[name]._allowance = self._queue.max_events
+                self.links[name]._allowance = max(self._queue.max_events, WAIT_ALLOWANCE)
             self._waiting[name] += 1
 
     def end_wait(self, subscriptions: Iterable[Subscription]) -> None:
         """The caller of ``begin_wait`` stopped waiting."""
         for name in {self.link_for(s).name for s in subscriptions}:
             self._waiting[name] = max(0, self._waiting[name] - 1)
+            if not self._waiting[name]:
+                self.links[name]._allowance = 0
 
     def refusal(self, subscription: Subscription) -> str | None:
         """The provider's reason for refusing ``subscription``, if it did."""
@@ -725,7 +739,7 @@ class StreamSession:
     def get(self) -> StreamEvent | None:
         """The oldest waiting event, or None; reading it may let a paused hub go on."""
         event = self._queue.get()
-        if event is not None:
+        if event is not None and self._stalled:
             for link in self.links.values():
                 if link._backlog:
                     self._pump_backlog(link)
@@ -734,7 +748,9 @@ class StreamSession:
     @property
     def paused(self) -> bool:
         """Some hub waits for the reader (paused, held, recovered events): wake it after a get."""
-        return any(
+        if not self._stalled:
+            return False  # the common case, checked after every get: nothing to look at
+        self._stalled = any(
             not link.finished
             and (
                 link._reader_paused_since is not None
@@ -744,6 +760,7 @@ class StreamSession:
             )
             for link in self.links.values()
         )
+        return self._stalled
 
     def book(self, contract_id: ContractId) -> OrderBook | None:
         """The live order book of a contract (with ``books=True`` and depth subscribed)."""
