@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -103,6 +105,16 @@ async def eventually(check: Callable[[], bool]) -> None:
     with anyio.fail_after(10):
         while not check():
             await anyio.sleep(0.05)
+
+
+def tiny(url: str) -> socket.socket:
+    """A connected socket with a small receive buffer: a reader that stays away backs up fast."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((parts.hostname or "127.0.0.1", parts.port or 80))
+    sock.setblocking(False)
+    return sock
 
 
 def market(contract_id: str, *types: str) -> dict[str, Any]:
@@ -251,7 +263,8 @@ async def test_slow_client_is_disconnected() -> None:
     async with serving(client_queue_size=4, config=SimConfig(rate=2000.0)) as service:
         service.sim.market_paused = True  # a fast market only once everyone is in place
         mes = await service.mes()
-        async with service.connect() as fast, service.connect(max_queue=1) as slow:
+        slow_client = service.connect(max_queue=1, sock=tiny(service.url))
+        async with service.connect() as fast, slow_client as slow:
             await send(fast, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
             await ack(fast)
             service.sim.market_paused = False
