@@ -28,7 +28,10 @@ from tradeforge_proto.core.interfaces import RealTimeStream
 from tradeforge_proto.core.models import AccountId, ContractId
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.realtime import (
+    CLOSE_TIMEOUT,
     MAX_WAIT,
+    READ_SIZE,
+    SUBSCRIBE_TIMEOUT,
     CloseConnection,
     EventQueue,
     FetchToken,
@@ -44,9 +47,6 @@ from tradeforge_proto.realtime import (
 from .client import TradingClient
 from .net import default_ssl_context
 
-READ_SIZE: Final = 65_536
-CLOSE_TIMEOUT: Final = 2.0  # how long closing waits for close frames before cutting sockets
-SUBSCRIBE_TIMEOUT: Final = 30.0
 Callback = Callable[[StreamEvent], object]
 log = logging.getLogger("tradeforge.stream")
 _SOCKET_ERRORS: Final = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -167,22 +167,17 @@ class _Driver:
 
     async def _request(self, action: FetchToken | RunOperation) -> None:
         """Fetch a token or run a REST read through the client, and report it to the link."""
-        link, client = self.link, self.stream.client
+        client = self.stream.client
         try:
             if isinstance(action, FetchToken):
-                token = await client.fresh_token(force=action.fresh)
+                value: object = await client.fresh_token(force=action.fresh)
             else:
                 value = await client.execute(action.operation)
         except Exception as exc:  # every failure goes back to the session
-            if isinstance(action, FetchToken):
-                link.token_failed(exc, time.time())
-            else:
-                link.operation_failed(action.key, exc, time.time())
+            self.link.request_failed(action, exc, time.time())
         else:
-            if isinstance(action, FetchToken):
-                link.token_received(token, time.time(), expires_at=client.token_expires_at)
-            else:
-                link.operation_done(action.key, value, time.time())
+            expires = client.token_expires_at
+            self.link.request_done(action, value, time.time(), token_expires_at=expires)
         self.stream._deliver()
         self.poke()
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
 from tradeforge_proto.core.book import OrderBook
 from tradeforge_proto.core.errors import LocalProtocolError, SubscriptionTimeout
@@ -27,7 +27,10 @@ from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.models import AccountId, ContractId
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.realtime import (
+    CLOSE_TIMEOUT,
     MAX_WAIT,
+    READ_SIZE,
+    SUBSCRIBE_TIMEOUT,
     CloseConnection,
     EventQueue,
     FetchToken,
@@ -43,9 +46,6 @@ from tradeforge_proto.realtime import (
 from .client import TradingClient
 from .net import connect_unless, default_ssl_context, wait_readable
 
-READ_SIZE: Final = 65_536
-CLOSE_TIMEOUT: Final = 2.0  # how long closing waits for close frames before cutting sockets
-SUBSCRIBE_TIMEOUT: Final = 30.0
 Callback = Callable[[StreamEvent], object]
 log = logging.getLogger("tradeforge.stream")
 
@@ -199,27 +199,22 @@ class _Driver:
 
     def request(self, action: FetchToken | RunOperation) -> None:
         """Fetch a token or run a REST read through the client, and report it to the link."""
-        link, client, lock = self.link, self.stream.client, self.stream.lock
+        client, lock = self.stream.client, self.stream.lock
         try:
             if isinstance(action, FetchToken):
-                token = client.fresh_token(force=action.fresh)
+                value: object = client.fresh_token(force=action.fresh)
             else:
                 value = client.execute(action.operation)
-        except BaseException as exc:  # a failure goes back to the session; the rest surfaces
-            if not isinstance(exc, Exception):
-                self.stream._failed(exc)
-                return
+        except Exception as exc:  # every failure goes back to the session
             with lock:
-                if isinstance(action, FetchToken):
-                    link.token_failed(exc, time.time())
-                else:
-                    link.operation_failed(action.key, exc, time.time())
+                self.link.request_failed(action, exc, time.time())
+        except BaseException as exc:  # not a failure of the request: it surfaces to the reader
+            self.stream._failed(exc)
+            return
         else:
+            expires = client.token_expires_at
             with lock:
-                if isinstance(action, FetchToken):
-                    link.token_received(token, time.time(), expires_at=client.token_expires_at)
-                else:
-                    link.operation_done(action.key, value, time.time())
+                self.link.request_done(action, value, time.time(), token_expires_at=expires)
         self.poke()
 
 
@@ -249,7 +244,7 @@ class TradingStream:
         self._changed = threading.Condition(self.lock)  # events entered the queue
         self._drivers = {name: _Driver(self, link) for name, link in self.session.links.items()}
         self.ssl_context = ssl_context or default_ssl_context()
-        self._operations: list[threading.Thread] = []
+        self._requests: list[threading.Thread] = []
         self._seen = 0
         self._callbacks: list[Callback] = []
         self._closed = False
@@ -299,7 +294,7 @@ class TradingStream:
             if thread.is_alive():
                 driver.abort()
                 thread.join(CLOSE_TIMEOUT)
-        for thread in self._operations:
+        for thread in self._requests:
             thread.join(CLOSE_TIMEOUT)
         self._deliver()  # final events of hubs that never started
         with self.lock:
@@ -332,8 +327,8 @@ class TradingStream:
             target=driver.request, args=(action,), name="tradeforge-request", daemon=True
         )
         with self.lock:
-            self._operations = [t for t in self._operations if t.is_alive()]
-            self._operations.append(thread)
+            self._requests = [t for t in self._requests if t.is_alive()]
+            self._requests.append(thread)
         thread.start()
 
     # --- subscriptions ---

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import anyio
 import pytest
 
 from tradeforge_anyio.sim.server import SimServer
@@ -16,6 +15,7 @@ from tradeforge_proto.core.events import (
     Disconnected,
     FillReceived,
     OrderUpdated,
+    Reconnecting,
     Resynced,
     StreamEvent,
 )
@@ -133,7 +133,12 @@ async def test_fills_during_a_user_hub_outage_arrive_once_recovered_before_live_
         )
         outage = [await face.buy(mes) for _ in range(3)]
         assert await all_filled(face, outage)
-        await anyio.sleep(2)  # down for a while: the stream keeps trying, the server refuses
+        # Down for a while: the stream keeps trying, the server keeps refusing.
+        mark = len(face.seen)
+        await face.read_until(
+            lambda seen: sum(isinstance(e, Reconnecting) for e in seen[mark:]) >= 3,
+            "three refused attempts",
+        )
         mark = len(face.seen)
         sim.faults.hubs_down = set()
         await face.read_until(

@@ -15,11 +15,12 @@ from tradeforge_proto.core.events import (
     SubscriptionRefused,
 )
 from tradeforge_proto.core.subscriptions import Subscription
-from tradeforge_proto.realtime import SubscriptionStatus
+from tradeforge_proto.realtime import StreamConfig, SubscriptionStatus
 
 from .facade import ACCOUNT, opened
 
 pytestmark = pytest.mark.anyio
+RETRY_SOON = StreamConfig(backoff_cap=0.2)
 
 
 def user_subscriptions_on_the_simulator(sim: SimServer) -> set[tuple[str, object]]:
@@ -62,11 +63,12 @@ async def test_subscribe_returns_once_acknowledged_and_an_order_placed_next_is_s
 
 
 async def test_wait_false_returns_before_the_acknowledgement(runtime: str) -> None:
-    async with SimServer() as sim, opened(runtime, sim) as face:
+    async with SimServer() as sim, opened(runtime, sim, config=RETRY_SOON) as face:
         mes = (await face.client_call("resolve_contract", "MES")).id
-        sim.faults.connect_delay = 1.0  # the hub answers late
+        sim.faults.hubs_down = {"market"}  # no acknowledgement can come
         await face.stream_call("subscribe_market", mes, trades=False, wait=False)
         assert face.stream.session.status(Subscription.quotes(mes)) is SubscriptionStatus.PENDING
+        sim.faults.hubs_down = set()
         await face.stream_call("subscribe_market", mes, trades=False)  # now wait for it
         assert face.stream.session.status(Subscription.quotes(mes)) is SubscriptionStatus.ACTIVE
 
@@ -91,7 +93,7 @@ async def test_a_subscription_never_acknowledged_times_out_and_stays_wanted(
 ) -> None:
     async with SimServer() as sim, opened(runtime, sim) as face:
         mes = (await face.client_call("resolve_contract", "MES")).id
-        sim.faults.connect_delay = 5.0
+        sim.faults.hubs_down = {"market"}  # no acknowledgement can come
         with pytest.raises(SubscriptionTimeout, match="stays wanted"):
             await face.stream_call("subscribe", Subscription.quotes(mes), timeout=0.2)
         assert face.stream.subscriptions == (Subscription.quotes(mes),)

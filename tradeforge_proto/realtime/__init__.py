@@ -33,7 +33,10 @@ from .machine import (
 from .queue import EventQueue, QueueOverflow, merge_depth
 from .recovery import Ledger, Recovery, RecoveryRead
 from .session import (
+    CLOSE_TIMEOUT,
     MAX_WAIT,
+    READ_SIZE,
+    SUBSCRIBE_TIMEOUT,
     HubLink,
     RunOperation,
     SessionAction,
@@ -43,13 +46,16 @@ from .session import (
 )
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "FEED_SIZE",
     "HANDSHAKE_TIMEOUT",
     "KEEPALIVE_INTERVAL",
     "MAX_OUTBOX",
     "MAX_WAIT",
+    "READ_SIZE",
     "SLOW_CLIENT_CODE",
     "SLOW_CLIENT_ERROR",
+    "SUBSCRIBE_TIMEOUT",
     "CloseConnection",
     "EventQueue",
     "FetchToken",

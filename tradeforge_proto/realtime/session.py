@@ -73,7 +73,10 @@ from .queue import EventQueue
 from .recovery import RECOVERABLE, Ledger, Recovery
 
 __all__ = [
+    "CLOSE_TIMEOUT",
     "MAX_WAIT",
+    "READ_SIZE",
+    "SUBSCRIBE_TIMEOUT",
     "HubLink",
     "RunOperation",
     "SessionAction",
@@ -87,6 +90,9 @@ log = logging.getLogger("tradeforge.stream")
 # The longest a runtime's driver waits at once: a safety net, since deadlines and wake-ups are
 # exact; the same in every runtime.
 MAX_WAIT: Final = 1.0
+READ_SIZE: Final = 65_536  # the most a runtime takes off a hub's socket at once
+CLOSE_TIMEOUT: Final = 2.0  # how long closing waits for close frames before cutting sockets
+SUBSCRIBE_TIMEOUT: Final = 30.0  # how long a subscription call waits for it to go live
 MAX_REFUSALS_KEPT: Final = 1024  # refused subscriptions remembered for their callers
 SMALL_FEED: Final = 1024  # bytes fed at a time once fewer than ROOMY events fit in the queue
 ROOMY: Final = 256
@@ -231,6 +237,29 @@ class HubLink:
             recovery.failed(key, error)
             self._recovery_progress(now)
 
+    def request_done(
+        self,
+        action: FetchToken | RunOperation,
+        value: Any,
+        now: float,
+        *,
+        token_expires_at: float | None = None,
+    ) -> None:
+        """What a FetchToken (a token, expiring at ``token_expires_at``) or RunOperation gave."""
+        if isinstance(action, FetchToken):
+            self.token_received(value, now, expires_at=token_expires_at)
+        else:
+            self.operation_done(action.key, value, now)
+
+    def request_failed(
+        self, action: FetchToken | RunOperation, error: BaseException, now: float
+    ) -> None:
+        """A FetchToken or RunOperation failed."""
+        if isinstance(action, FetchToken):
+            self.token_failed(error, now)
+        else:
+            self.operation_failed(action.key, error, now)
+
     def check_reading(self, now: float) -> bool:
         """Whether to read this hub's socket now; pauses, resumes or releases the hub as needed.
 
@@ -300,9 +329,9 @@ class HubLink:
 
     def feed(self, now: float) -> bool:
         """Decode the next slice of held input if the queue has room; True when one was fed."""
-        room = self._room()
         if not self._inbox:
             return False
+        room = self._room()
         if room <= 0 or self.recovering:
             self._session._stalled = True
             return False
