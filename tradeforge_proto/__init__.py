@@ -21,9 +21,11 @@ from .core import (
     Bar,
     BarAggregator,
     BarRequest,
+    BarsCapExceeded,
     BarUnit,
     BookSnapshot,
     Bracket,
+    Change,
     Channel,
     ConfigurationError,
     Connected,
@@ -42,6 +44,7 @@ from .core import (
     FillReceived,
     HttpRequest,
     HttpResponse,
+    InvalidValue,
     Level,
     LifecycleEvent,
     LocalProtocolError,
@@ -97,11 +100,12 @@ from .core import (
     TradingPlatformAPI,
     ValidationFailed,
     bar_start,
+    bounds,
 )
 from .http import HttpClientConnection, HttpClientState, HttpServerConnection, HttpServerState
 from .limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from .orders import find_by_tag, new_custom_tag
-from .paging import BarPager
+from .paging import MAX_BARS, BarPager
 from .realtime import (
     CloseConnection,
     FetchToken,
@@ -117,6 +121,7 @@ from .realtime import (
     SubscriptionStatus,
 )
 from .realtime.queue import EventQueue, QueueOverflow, merge_depth
+from .reconcile import Outcome, Reconciler, Reconciliation, processing_window
 from .session import AuthNeed, TokenSession, TokenState
 
 __version__ = "0.1.0"
@@ -126,6 +131,7 @@ logging.getLogger("tradeforge").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_BUDGETS",
+    "MAX_BARS",
     "Account",
     "AccountId",
     "AccountUpdated",
@@ -137,10 +143,12 @@ __all__ = [
     "BarPager",
     "BarRequest",
     "BarUnit",
+    "BarsCapExceeded",
     "BookSnapshot",
     "Bracket",
     "Call",
     "CallState",
+    "Change",
     "Channel",
     "CloseConnection",
     "ConfigurationError",
@@ -170,6 +178,7 @@ __all__ = [
     "HttpServerState",
     "HubServerConnection",
     "HubSpec",
+    "InvalidValue",
     "Level",
     "LifecycleEvent",
     "LocalProtocolError",
@@ -192,6 +201,7 @@ __all__ = [
     "OrderType",
     "OrderUncertain",
     "OrderUpdated",
+    "Outcome",
     "Position",
     "PositionSide",
     "PositionUpdated",
@@ -209,6 +219,8 @@ __all__ = [
     "RateLimiter",
     "RateSetting",
     "RealTimeStream",
+    "Reconciler",
+    "Reconciliation",
     "Reconnecting",
     "RemoteProtocolError",
     "RestCore",
@@ -246,7 +258,9 @@ __all__ = [
     "ValidationFailed",
     "__version__",
     "bar_start",
+    "bounds",
     "find_by_tag",
     "merge_depth",
     "new_custom_tag",
+    "processing_window",
 ]

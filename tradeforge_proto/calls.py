@@ -27,7 +27,7 @@ from .core.errors import (
     RemoteProtocolError,
     ServerError,
 )
-from .core.operations import HttpRequest, HttpResponse, Operation
+from .core.operations import Change, HttpRequest, HttpResponse, Operation
 from .core.secret import Secret
 from .limits import RateLimiter
 from .session import AuthNeed, TokenSession, bearer
@@ -173,6 +173,14 @@ def _parse_token(operation: Operation[Secret], response: HttpResponse) -> Secret
 
 def _as_int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _as_int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _as_change(value: object) -> Change | None:
+    return value if isinstance(value, Change) else None
 
 
 def _as_text(value: object) -> str | None:
@@ -467,6 +475,10 @@ class Call(Generic[T]):
             contract_id=_as_text(context.get("contract_id")),
             sent_at=_utc(flight.sent_at),
             cause=cause,
+            change=_as_change(context.get("change")),
+            order_id=_as_int_or_none(context.get("order_id")),
+            size=_as_int_or_none(context.get("size")),
+            request=context.get("request"),
         )
 
     def __repr__(self) -> str:

@@ -7,24 +7,39 @@ from typing import Final
 
 import attrs
 
-from .core.errors import LocalProtocolError
+from .core.errors import BarsCapExceeded, LocalProtocolError
 from .core.models import Bar, BarRequest
 
 PAGE_LIMIT: Final = 20_000
+MAX_BARS: Final = 100_000
+"""Bars one call may gather in all, across pages, unless a caller sets another cap."""
 
 
 class BarPager:
     """Walks back from ``end`` in pages of at most 20,000 bars until ``start`` or ``limit``.
 
     The gateway answers the most recent bars of a window, so each next page ends just before
-    the oldest bar received so far.
+    the oldest bar received so far. Without a ``limit``, a window holding more than ``max_bars``
+    fails with BarsCapExceeded once one bar past the cap has arrived, so the work stays bounded.
     """
 
-    def __init__(self, request: BarRequest, *, limit: int | None = None, page: int = PAGE_LIMIT):
+    def __init__(
+        self,
+        request: BarRequest,
+        *,
+        limit: int | None = None,
+        page: int = PAGE_LIMIT,
+        max_bars: int = MAX_BARS,
+    ):
+        if max_bars <= 0:
+            raise LocalProtocolError(f"max_bars must be positive, got {max_bars}")
         if limit is not None and limit <= 0:
             raise LocalProtocolError(f"limit must be positive, got {limit}")
+        if limit is not None and limit > max_bars:
+            raise BarsCapExceeded(max_bars, f"limit {limit} is above")
         self._request = request
         self._wanted = limit
+        self._cap = max_bars
         self._page = page
         self._bars: dict[object, Bar] = {}
         self._end = request.end
@@ -34,7 +49,8 @@ class BarPager:
         """The next page to fetch, or None when complete."""
         if self._done:
             return None
-        remaining = self._page if self._wanted is None else self._wanted - len(self._bars)
+        wanted = self._cap + 1 if self._wanted is None else self._wanted
+        remaining = wanted - len(self._bars)
         return attrs.evolve(self._request, end=self._end, limit=min(self._page, remaining))
 
     def add(self, bars: list[Bar]) -> None:
@@ -45,6 +61,9 @@ class BarPager:
         new = [bar for bar in bars if bar.time not in self._bars]
         for bar in new:
             self._bars[bar.time] = bar
+        if len(self._bars) > self._cap:
+            self._done = True
+            raise BarsCapExceeded(self._cap, "the window holds more bars than")
         full = len(bars) >= requested.limit
         reached = self._wanted is not None and len(self._bars) >= self._wanted
         if not new or not full or reached:

@@ -24,6 +24,7 @@ from tradeforge_proto.core.errors import (
     OrderUncertain,
     ProviderError,
     RemoteProtocolError,
+    TradeForgeError,
 )
 from tradeforge_proto.core.interfaces import Provider
 from tradeforge_proto.core.models import (
@@ -46,8 +47,9 @@ from tradeforge_proto.core.models import (
 from tradeforge_proto.core.operations import Operation, RateBucket
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.limits import RateBudget, RateLimiter
-from tradeforge_proto.orders import find_by_tag, new_custom_tag, reconcile_window
-from tradeforge_proto.paging import BarPager
+from tradeforge_proto.orders import new_custom_tag
+from tradeforge_proto.paging import MAX_BARS, BarPager
+from tradeforge_proto.reconcile import Reconciler, Reconciliation, processing_window
 from tradeforge_proto.registry import provider_for, simulator_provider
 from tradeforge_proto.session import AuthNeed, TokenSession
 from tradeforge_sync.settings import load_settings
@@ -81,6 +83,7 @@ class TradingClient:
         budgets: Mapping[RateBucket, RateBudget] | None = None,
         token_refresh_margin: float = 3600.0,
         rng: random.Random | None = None,
+        reconcile_window: float | None = None,
     ) -> None:
         self.provider = provider
         self._rng = rng or random.Random()
@@ -100,6 +103,11 @@ class TradingClient:
             ssl_context=ssl_context,
         )
         self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        self._reconcile_window = (
+            processing_window(connect_timeout, read_timeout)
+            if reconcile_window is None
+            else reconcile_window
+        )
         # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
         self._lock = threading.Lock()
 
@@ -251,8 +259,12 @@ class TradingClient:
         limit: int | None = None,
         include_partial_bar: bool = False,
         live: bool = False,
+        max_bars: int = MAX_BARS,
     ) -> list[Bar]:
-        """Bars in [start, end], oldest first; pages past the 20,000-bar cap of one answer."""
+        """Bars in [start, end], oldest first, paging past the 20,000 bars of one answer.
+
+        Without ``limit`` a window of more than ``max_bars`` bars raises BarsCapExceeded.
+        """
         request = BarRequest(
             contract_id=contract_id,
             unit=unit,
@@ -262,7 +274,7 @@ class TradingClient:
             live=live,
             include_partial_bar=include_partial_bar,
         )
-        pager = BarPager(request, limit=limit)
+        pager = BarPager(request, limit=limit, max_bars=max_bars)
         while (page := pager.next_request()) is not None:
             pager.add(self.execute(self.provider.retrieve_bars(page)))
         return pager.bars
@@ -326,11 +338,32 @@ class TradingClient:
         """A filtered, paged order search."""
         return self.execute(self.provider.query_orders(query))
 
-    def reconcile(self, uncertain: OrderUncertain) -> Order | None:
-        """The order an uncertain placement created, found by its customTag (None: not placed)."""
-        start, end = reconcile_window(uncertain, time.time())
-        orders = self.search_orders(uncertain.account_id, start, end)
-        return find_by_tag(orders, uncertain.custom_tag)
+    def reconcile(
+        self, uncertain: OrderUncertain, *, wait: bool = True, window: float | None = None
+    ) -> Reconciliation:
+        """What an uncertain change did: APPLIED (with the order), NOT_APPLIED or UNKNOWN.
+
+        NOT_APPLIED is only said once the request can no longer land (its send time plus
+        ``window``, by default the client's connect and read timeouts); with ``wait`` it looks
+        until then, without it an order not seen yet is UNKNOWN at once.
+        """
+        reconciler = Reconciler(
+            self.provider,
+            uncertain,
+            window=self._reconcile_window if window is None else window,
+            now=time.time(),
+            wait=wait,
+        )
+        while (verdict := reconciler.verdict) is None:
+            time.sleep(max(0.0, reconciler.next_lookup - time.time()))
+            operation = reconciler.lookup(time.time())
+            try:
+                value = self.execute(operation)
+            except TradeForgeError as exc:
+                reconciler.failed(exc, time.time())
+            else:
+                reconciler.observed(value, time.time())
+        return verdict
 
     # --- positions and fills ---
 

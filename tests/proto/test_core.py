@@ -93,18 +93,18 @@ def test_order_request_accepts_names_ints_and_float_prices_exactly():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"size": 0}, "positive whole number"),
-        ({"size": True}, "positive whole number"),
+        ({"size": 0}, "size must be from 1 to"),
+        ({"size": True}, "size must be a whole number"),
         ({"type": OrderType.LIMIT}, "needs limit_price"),
         ({"limit_price": 1}, "does not take limit_price"),
         ({"type": OrderType.UNKNOWN}, "cannot be placed"),
         ({"type": 99}, "cannot be placed"),
         ({"side": 7}, "unknown order side"),
-        ({"custom_tag": "  "}, "must not be empty"),
-        ({"limit_price": -1, "type": OrderType.LIMIT}, "positive finite price"),
-        ({"limit_price": "abc", "type": OrderType.LIMIT}, "not a price"),
-        ({"limit_price": True, "type": OrderType.LIMIT}, "cannot be a bool"),
-        ({"limit_price": object(), "type": OrderType.LIMIT}, "not a price"),
+        ({"custom_tag": "  "}, "custom_tag must be printable"),
+        ({"limit_price": -1, "type": OrderType.LIMIT}, "limit_price must be above 0"),
+        ({"limit_price": "abc", "type": OrderType.LIMIT}, "must be plain decimal text"),
+        ({"limit_price": True, "type": OrderType.LIMIT}, "not a bool"),
+        ({"limit_price": object(), "type": OrderType.LIMIT}, "limit_price must be a number"),
         ({"stop_loss": Bracket(10, OrderType.STOP)}, "stop_loss ticks must be negative"),
         ({"take_profit": Bracket(-10, OrderType.LIMIT)}, "take_profit ticks must be positive"),
         (
@@ -147,7 +147,7 @@ def test_bracket_signs_for_each_side():
 def test_modification_must_change_something():
     with pytest.raises(LocalProtocolError, match="at least one field"):
         OrderModification(1, 2)
-    with pytest.raises(LocalProtocolError, match="positive whole number"):
+    with pytest.raises(LocalProtocolError, match="size must be from 1 to"):
         OrderModification(1, 2, size=0)
     assert OrderModification(1, 2, limit_price="10.5").limit_price == Decimal("10.5")
 

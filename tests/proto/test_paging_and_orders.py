@@ -18,9 +18,8 @@ from tradeforge_proto.core import (
     OrderSide,
     OrderStatus,
     OrderType,
-    OrderUncertain,
 )
-from tradeforge_proto.orders import find_by_tag, new_custom_tag, reconcile_window
+from tradeforge_proto.orders import find_by_tag, new_custom_tag
 from tradeforge_proto.paging import BarPager
 from tradeforge_proto.providers.topstepx.symbols import active_contract, root_of
 
@@ -80,17 +79,6 @@ def test_custom_tags_are_unique_and_find_their_order():
     assert find_by_tag([order], "x") is order
     assert find_by_tag([order], "y") is None
     assert find_by_tag([order], None) is None
-
-
-def test_reconcile_window_covers_the_sending_time():
-    sent = OrderUncertain("Order/place", account_id=7, custom_tag="x", contract_id="C", sent_at=T0)
-    start, end = reconcile_window(sent, T0.timestamp() + 5)
-    assert start < T0 < end
-    unknown = OrderUncertain(
-        "Order/place", account_id=7, custom_tag="x", contract_id="C", sent_at=None
-    )
-    start, end = reconcile_window(unknown, T0.timestamp())
-    assert start <= T0 - timedelta(hours=1)
 
 
 def test_symbols_resolve_to_the_active_contract():

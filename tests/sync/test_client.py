@@ -29,6 +29,7 @@ from tradeforge_proto.core import (
     RateLimited,
     ServerError,
 )
+from tradeforge_proto.reconcile import Outcome
 from tradeforge_sync.client import TradingClient
 
 from . import running_sim
@@ -149,7 +150,10 @@ def test_reads_are_retried_but_writes_never() -> None:
         with pytest.raises(OrderUncertain) as uncertain:
             client.place_order(ACCOUNT, mes.id, OrderSide.BUY, OrderType.MARKET, 1)
         assert uncertain.value.custom_tag is not None
-        assert client.reconcile(uncertain.value) is None  # the 500 came before the exchange
+        # The 500 came before the exchange: once the window has passed it is known not placed.
+        verdict = client.reconcile(uncertain.value, window=0.3)
+        assert verdict.outcome is Outcome.NOT_APPLIED
+        assert verdict.order is None
 
 
 def test_token_expiry_is_handled_with_one_relogin() -> None:
@@ -210,8 +214,10 @@ def test_interrupted_placement_is_uncertain_and_reconcile_finds_it() -> None:
         sim.faults.rest_delay = 0.0
         assert uncertain.value.custom_tag == "cx-1"
         assert isinstance(uncertain.value.__cause__, KeyboardInterrupt)
-        threading.Event().wait(0.6)  # the simulator finishes what it was sent
-        found = client.reconcile(uncertain.value)
+        # Reconciling at once waits for the order the simulator is still working on.
+        verdict = client.reconcile(uncertain.value)
+        assert verdict.outcome is Outcome.APPLIED
+        found = verdict.order
         assert found is not None
         assert found.custom_tag == "cx-1"
         assert found.status is OrderStatus.FILLED
@@ -234,7 +240,9 @@ def test_connection_lost_during_placement_is_uncertain_and_reconcile_finds_it() 
         sim.faults.rest_drops = 1  # the order is placed, the answer is lost with the connection
         with pytest.raises(OrderUncertain) as uncertain:
             client.place_order(ACCOUNT, mes.id, OrderSide.BUY, OrderType.MARKET, 1)
-        found = client.reconcile(uncertain.value)
+        verdict = client.reconcile(uncertain.value)
+        assert verdict.applied
+        found = verdict.order
         assert found is not None
         assert found.status is OrderStatus.FILLED
         assert len(client.get_open_positions(ACCOUNT)) == 1  # placed once, never twice

@@ -1,7 +1,9 @@
 """The provider-agnostic core: enums, models, errors, operations and interfaces."""
 
+from . import bounds
 from .bars import BarAggregator, bar_start
 from .book import BookSnapshot, Level, OrderBook
+from .bounds import InvalidValue
 from .enums import (
     BarUnit,
     DepthType,
@@ -16,6 +18,7 @@ from .enums import (
 )
 from .errors import (
     AuthenticationError,
+    BarsCapExceeded,
     ConfigurationError,
     FeatureDisabled,
     LocalProtocolError,
@@ -78,7 +81,7 @@ from .models import (
     Position,
     Quote,
 )
-from .operations import HttpRequest, HttpResponse, Operation, RateBucket, Safety
+from .operations import Change, HttpRequest, HttpResponse, Operation, RateBucket, Safety
 from .secret import Secret
 from .subscriptions import Channel, Subscription
 
@@ -91,8 +94,10 @@ __all__ = [
     "BarAggregator",
     "BarRequest",
     "BarUnit",
+    "BarsCapExceeded",
     "BookSnapshot",
     "Bracket",
+    "Change",
     "Channel",
     "ConfigurationError",
     "Connected",
@@ -111,6 +116,7 @@ __all__ = [
     "FillReceived",
     "HttpRequest",
     "HttpResponse",
+    "InvalidValue",
     "Level",
     "LifecycleEvent",
     "LocalProtocolError",
@@ -166,4 +172,5 @@ __all__ = [
     "TradingPlatformAPI",
     "ValidationFailed",
     "bar_start",
+    "bounds",
 ]

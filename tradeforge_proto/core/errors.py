@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .operations import Change
 
 
 class TradeForgeError(Exception):
@@ -25,6 +29,17 @@ class ProtocolError(TradeForgeError):
 
 class LocalProtocolError(ProtocolError):
     """The caller asked for something the protocol or the provider does not allow."""
+
+
+class BarsCapExceeded(LocalProtocolError):
+    """A bar request would gather more bars than the cap of one call."""
+
+    def __init__(self, cap: int, reason: str) -> None:
+        self.cap = cap
+        super().__init__(
+            f"{reason} the cap of {cap:,} bars per call: narrow the window, "
+            "pass a smaller limit, or raise max_bars"
+        )
 
 
 class RemoteProtocolError(ProtocolError):
@@ -141,8 +156,9 @@ class ServerError(ProviderError):
 class OrderUncertain(TradeForgeError):
     """A state-changing request was sent but its outcome is unknown.
 
-    It carries what is needed to reconcile: the account, the order's ``custom_tag`` (when it has
-    one), the contract, and when the request was sent. Never retry blindly: look the order up.
+    It carries what reconciling needs: what the request did (``change``), the account, the
+    order's ``custom_tag`` and ``order_id`` where it has them, the contract, the size of a partial
+    close, the request itself and when it was sent. Never retry blindly: reconcile it.
     """
 
     def __init__(
@@ -154,6 +170,10 @@ class OrderUncertain(TradeForgeError):
         contract_id: str | None,
         sent_at: datetime | None,
         cause: BaseException | None = None,
+        change: Change | None = None,
+        order_id: int | None = None,
+        size: int | None = None,
+        request: object | None = None,
     ) -> None:
         self.operation = operation
         self.account_id = account_id
@@ -161,10 +181,15 @@ class OrderUncertain(TradeForgeError):
         self.contract_id = contract_id
         self.sent_at = sent_at
         self.cause = cause
+        self.change = change
+        self.order_id = order_id
+        self.size = size
+        self.request = request
         reason = f": {cause}" if cause is not None else ""
         tag = f", custom_tag={custom_tag!r}" if custom_tag else ""
+        order = f", order {order_id}" if order_id is not None else ""
         super().__init__(
-            f"outcome of {operation} for account {account_id}{tag} is unknown{reason}; "
+            f"outcome of {operation} for account {account_id}{order}{tag} is unknown{reason}; "
             "reconcile before trying again"
         )
 

@@ -16,11 +16,22 @@ import orjson
 
 from .errors import LocalProtocolError, RemoteProtocolError
 
+# Decimals beyond these magnitudes are refused before any arithmetic, so no value makes the
+# codec build a huge integer or string; prices and money sit far inside them.
+_MAX_ADJUSTED: Final = 17
+_MIN_ADJUSTED: Final = -30
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise LocalProtocolError(f"cannot send a non-finite number: {value}")
+        if not value:
+            return 0
+        if not _MIN_ADJUSTED <= value.adjusted() <= _MAX_ADJUSTED:
+            raise LocalProtocolError(
+                f"cannot send {value:.3E}: outside the magnitudes a JSON number carries exactly"
+            )
         if value == value.to_integral_value():
             return int(value)
         as_float = float(value)

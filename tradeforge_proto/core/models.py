@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from . import bounds
 from .enums import (
     BarUnit,
     DepthType,
@@ -75,29 +76,38 @@ class Bracket:
 
 
 def _positive_size(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    bounds.size(value, attribute.name)
+
+
+def _positive_int(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise LocalProtocolError(f"{attribute.name} must be a positive whole number, got {value!r}")
 
 
-def _positive_price(_: object, attribute: attrs.Attribute[Decimal | None], value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
-        raise LocalProtocolError(f"{attribute.name} must be a positive finite price, got {value!r}")
+def _identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    bounds.identifier(value, attribute.name)
 
 
-def _price(value: object) -> Decimal | None:
-    """Accept int, str or Decimal prices; floats go through their shortest repr, never binary."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    if isinstance(value, bool):
-        raise LocalProtocolError(f"a price cannot be a bool, got {value!r}")
-    if isinstance(value, int | float | str):
-        try:
-            return Decimal(repr(value) if isinstance(value, float) else str(value))
-        except ArithmeticError as exc:
-            raise LocalProtocolError(f"not a price: {value!r}") from exc
-    raise LocalProtocolError(f"not a price: {value!r}")
+def _contract_id(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    bounds.contract_id(value, attribute.name)
+
+
+def _custom_tag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        bounds.custom_tag(value, attribute.name)
+
+
+# Prices: int, str, float or Decimal, bounded by ``bounds.price``; a float never goes binary.
+def _limit_price(value: object) -> Decimal | None:
+    return bounds.optional_price(value, "limit_price")
+
+
+def _stop_price(value: object) -> Decimal | None:
+    return bounds.optional_price(value, "stop_price")
+
+
+def _trail_price(value: object) -> Decimal | None:
+    return bounds.optional_price(value, "trail_price")
 
 
 def _member(enum: type[E], value: object) -> E:
@@ -139,21 +149,15 @@ class OrderRequest:
     stop-loss is negative and the take-profit positive, for a sell the reverse.
     """
 
-    account_id: AccountId
-    contract_id: ContractId
+    account_id: AccountId = attrs.field(validator=_identifier)
+    contract_id: ContractId = attrs.field(validator=_contract_id)
     side: OrderSide = attrs.field(converter=_side)
     type: OrderType = attrs.field(converter=_order_type)
     size: int = attrs.field(validator=_positive_size)
-    limit_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
-    stop_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
-    trail_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
-    custom_tag: str | None = None
+    limit_price: Decimal | None = attrs.field(default=None, converter=_limit_price)
+    stop_price: Decimal | None = attrs.field(default=None, converter=_stop_price)
+    trail_price: Decimal | None = attrs.field(default=None, converter=_trail_price)
+    custom_tag: str | None = attrs.field(default=None, validator=_custom_tag)
     stop_loss: Bracket | None = None
     take_profit: Bracket | None = None
 
@@ -169,8 +173,6 @@ class OrderRequest:
                 raise LocalProtocolError(f"a {self.type.name} order needs {name}")
             if given and name not in used:
                 raise LocalProtocolError(f"a {self.type.name} order does not take {name}")
-        if self.custom_tag is not None and not self.custom_tag.strip():
-            raise LocalProtocolError("custom_tag must not be empty")
         self._check_brackets()
 
     def _check_brackets(self) -> None:
@@ -180,6 +182,7 @@ class OrderRequest:
             if leg is None:
                 continue
             label = "stop_loss" if leg is self.stop_loss else "take_profit"
+            bounds.ticks(leg.ticks, f"{label} ticks")
             if leg.ticks == 0 or (leg.ticks > 0) != (want > 0):
                 direction = "negative" if want < 0 else "positive"
                 raise LocalProtocolError(
@@ -197,18 +200,12 @@ class OrderRequest:
 class OrderModification:
     """Changes to a working order; fields left as None stay as they are."""
 
-    account_id: AccountId
-    order_id: OrderId
+    account_id: AccountId = attrs.field(validator=_identifier)
+    order_id: OrderId = attrs.field(validator=_identifier)
     size: int | None = attrs.field(default=None)
-    limit_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
-    stop_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
-    trail_price: Decimal | None = attrs.field(
-        default=None, converter=_price, validator=_positive_price
-    )
+    limit_price: Decimal | None = attrs.field(default=None, converter=_limit_price)
+    stop_price: Decimal | None = attrs.field(default=None, converter=_stop_price)
+    trail_price: Decimal | None = attrs.field(default=None, converter=_trail_price)
 
     def __attrs_post_init__(self) -> None:
         if self.size is not None:
@@ -321,10 +318,10 @@ class BarRequest:
 
     contract_id: ContractId
     unit: BarUnit = attrs.field(converter=_bar_unit)
-    unit_number: int = attrs.field(validator=_positive_size)
+    unit_number: int = attrs.field(validator=_positive_int)
     start: datetime
     end: datetime
-    limit: int = attrs.field(default=20_000, validator=_positive_size)
+    limit: int = attrs.field(default=20_000, validator=_positive_int)
     live: bool = False
     include_partial_bar: bool = False
 

@@ -36,6 +36,16 @@ class Safety(enum.Enum):
     AUTH = "auth"  # obtains or refreshes credentials
 
 
+class Change(enum.Enum):
+    """What a state-changing request does, so an unknown outcome can be looked up by its kind."""
+
+    PLACE = "place"
+    CANCEL = "cancel"
+    MODIFY = "modify"
+    CLOSE = "close"
+    PARTIAL_CLOSE = "partial_close"
+
+
 def find_header(headers: Headers, name: str) -> str | None:
     """The value of the first header called ``name`` (case-insensitive), or None."""
     lowered = name.lower()
@@ -103,7 +113,9 @@ class Operation(Generic[T]):
 
     ``name`` identifies the endpoint in errors; ``safety`` says whether it may be retried;
     ``bucket`` which rate budget it uses; ``authenticated`` whether it needs a bearer token;
-    ``context`` carries what an uncertain outcome needs to be reconciled (account, customTag).
+    ``context`` carries what an uncertain outcome needs to be reconciled: ``change`` (a
+    ``Change``), ``account_id``, and as the change has them ``order_id``, ``contract_id``,
+    ``custom_tag``, ``size`` and ``request``.
     """
 
     name: str

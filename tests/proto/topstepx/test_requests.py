@@ -26,7 +26,7 @@ from tradeforge_proto.core.models import (
     OrderQuery,
     OrderRequest,
 )
-from tradeforge_proto.core.operations import Operation, RateBucket, Safety
+from tradeforge_proto.core.operations import Change, Operation, RateBucket, Safety
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.providers.topstepx import rest
 
@@ -303,13 +303,27 @@ def test_place_context_without_custom_tag() -> None:
 @pytest.mark.parametrize(
     ("op", "expected"),
     [
-        (rest.cancel_order(ACCOUNT, 26974), {"account_id": ACCOUNT, "order_id": 26974}),
+        (
+            rest.cancel_order(ACCOUNT, 26974),
+            {"change": Change.CANCEL, "account_id": ACCOUNT, "order_id": 26974},
+        ),
         (
             rest.modify_order(ACCOUNT, 26974, size=3),
-            {"account_id": ACCOUNT, "order_id": 26974},
+            {
+                "change": Change.MODIFY,
+                "account_id": ACCOUNT,
+                "order_id": 26974,
+                "request": OrderModification(ACCOUNT, 26974, size=3),
+            },
         ),
-        (rest.close_position(536, "C"), {"account_id": 536, "contract_id": "C"}),
-        (rest.partial_close_position(536, "C", 2), {"account_id": 536, "contract_id": "C"}),
+        (
+            rest.close_position(536, "C"),
+            {"change": Change.CLOSE, "account_id": 536, "contract_id": "C"},
+        ),
+        (
+            rest.partial_close_position(536, "C", 2),
+            {"change": Change.PARTIAL_CLOSE, "account_id": 536, "contract_id": "C", "size": 2},
+        ),
     ],
     ids=["cancel", "modify", "close", "partialClose"],
 )
@@ -866,12 +880,18 @@ def test_bracket_tick_signs_that_are_right() -> None:
 
 
 @pytest.mark.parametrize(
-    "price", [Decimal("6335.2500000000000001"), "0.12345678901234567890", Decimal("1.1E-400")]
+    "price",
+    [
+        Decimal("6335.2500000000000001"),
+        "0.12345678901234567890",
+        Decimal("1.1E-400"),
+        Decimal("123456789.0123456789"),
+    ],
 )
 def test_prices_a_json_double_cannot_carry_are_refused(price: Any) -> None:
-    with pytest.raises(LocalProtocolError, match="digits"):
+    with pytest.raises(LocalProtocolError, match=r"digits|decimal places"):
         place(type=OrderType.LIMIT, limit_price=price)
-    with pytest.raises(LocalProtocolError, match="digits"):
+    with pytest.raises(LocalProtocolError, match=r"digits|decimal places"):
         rest.modify_order(ACCOUNT, 26974, stop_price=price)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+from ...core import bounds
 from ...core.enums import (
     BarUnit,
     OpenIntEnum,
@@ -22,7 +23,6 @@ from ...core.enums import (
 from ...core.errors import (
     AuthenticationError,
     FeatureDisabled,
-    LocalProtocolError,
     OrderRejected,
     RemoteProtocolError,
 )
@@ -44,7 +44,7 @@ from ...core.models import (
     OrderRequest,
     Position,
 )
-from ...core.operations import HttpRequest, HttpResponse, Operation, RateBucket, Safety
+from ...core.operations import Change, HttpRequest, HttpResponse, Operation, RateBucket, Safety
 from ...core.secret import Secret
 from .codes import (
     AccountSearchErrorCode,
@@ -490,6 +490,7 @@ def place_order(
         parser=parse,
         safety=Safety.WRITE,
         context={
+            "change": Change.PLACE,
             "account_id": order.account_id,
             "contract_id": order.contract_id,
             "custom_tag": order.custom_tag,
@@ -507,13 +508,15 @@ def _rejected_order_id(response: HttpResponse) -> int | None:
 
 def cancel_order(account_id: AccountId, order_id: OrderId) -> Operation[None]:
     """Order/cancel: cancel a working order. Never retried."""
+    bounds.identifier(account_id, "account_id")
+    bounds.identifier(order_id, "order_id")
     return _operation(
         "Order/cancel",
         {"accountId": account_id, "orderId": order_id},
         CancelOrderErrorCode,
         _no_payload,
         safety=Safety.WRITE,
-        context={"account_id": account_id, "order_id": order_id},
+        context={"change": Change.CANCEL, "account_id": account_id, "order_id": order_id},
     )
 
 
@@ -559,7 +562,12 @@ def modify_order(
         ModifyOrderErrorCode,
         _no_payload,
         safety=Safety.WRITE,
-        context={"account_id": change.account_id, "order_id": change.order_id},
+        context={
+            "change": Change.MODIFY,
+            "account_id": change.account_id,
+            "order_id": change.order_id,
+            "request": change,
+        },
     )
 
 
@@ -578,13 +586,15 @@ def search_open_positions(account_id: AccountId) -> Operation[list[Position]]:
 
 def close_position(account_id: AccountId, contract_id: ContractId) -> Operation[None]:
     """Position/closeContract: flatten a position at market. Working SL/TP orders stay working."""
+    bounds.identifier(account_id, "account_id")
+    bounds.contract_id(contract_id)
     return _operation(
         "Position/closeContract",
         {"accountId": account_id, "contractId": contract_id},
         ClosePositionErrorCode,
         _no_payload,
         safety=Safety.WRITE,
-        context={"account_id": account_id, "contract_id": contract_id},
+        context={"change": Change.CLOSE, "account_id": account_id, "contract_id": contract_id},
         empty_is_success=True,
     )
 
@@ -593,15 +603,21 @@ def partial_close_position(
     account_id: AccountId, contract_id: ContractId, size: int
 ) -> Operation[None]:
     """Position/partialCloseContract: reduce a position by ``size`` at market."""
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise LocalProtocolError(f"size must be a positive whole number, got {size!r}")
+    bounds.identifier(account_id, "account_id")
+    bounds.contract_id(contract_id)
+    bounds.size(size)
     return _operation(
         "Position/partialCloseContract",
         {"accountId": account_id, "contractId": contract_id, "size": size},
         PartialClosePositionErrorCode,
         _no_payload,
         safety=Safety.WRITE,
-        context={"account_id": account_id, "contract_id": contract_id},
+        context={
+            "change": Change.PARTIAL_CLOSE,
+            "account_id": account_id,
+            "contract_id": contract_id,
+            "size": size,
+        },
         empty_is_success=True,
     )
 
