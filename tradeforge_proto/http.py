@@ -315,6 +315,11 @@ class HttpServerConnection:
         """The connection's current state."""
         return self._state
 
+    @property
+    def reading_body(self) -> bool:
+        """True once a request's header block is in and until its body is complete."""
+        return self._head is not None and self._state is HttpServerState.IDLE
+
     def receive_data(self, data: bytes) -> HttpRequest | None:
         """Feed bytes read from the client (``b""`` at end of file); returns a request or None.
 

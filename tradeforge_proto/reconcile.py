@@ -20,6 +20,7 @@ How each change is looked up:
 from __future__ import annotations
 
 import enum
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -102,8 +103,10 @@ class Reconciler:
         wait: bool = True,
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
-        if window < 0 or poll_interval <= 0:
-            raise ValueError("window must be >= 0 and poll_interval > 0")
+        if not (math.isfinite(window) and window >= 0):
+            raise ValueError(f"window must be a finite number of seconds >= 0, got {window!r}")
+        if not (math.isfinite(poll_interval) and poll_interval > 0):
+            raise ValueError(f"poll_interval must be finite and > 0, got {poll_interval!r}")
         self._provider = provider
         self._uncertain = uncertain
         self._wait = wait
@@ -121,6 +124,10 @@ class Reconciler:
             self._verdict = self._unknown("the order has no custom tag to look it up by")
         elif uncertain.change in (Change.CANCEL, Change.MODIFY) and uncertain.order_id is None:
             self._verdict = self._unknown("the request names no order to look up")
+        elif uncertain.change is Change.MODIFY and not isinstance(
+            uncertain.request, OrderModification
+        ):
+            self._verdict = self._unknown("the request's changes are not known to compare")
         elif uncertain.change in (Change.CLOSE, Change.PARTIAL_CLOSE) and not uncertain.contract_id:
             self._verdict = self._unknown("the request names no contract to look up")
         elif uncertain.change is Change.PARTIAL_CLOSE and uncertain.size is None:
@@ -159,6 +166,8 @@ class Reconciler:
 
     def observed(self, value: object, now: float) -> Reconciliation | None:
         """Judge a lookup's answer; None means look again at ``next_lookup``."""
+        if self._verdict is not None:
+            raise RuntimeError("the outcome is already known")
         found, final = self._judge(value)
         if found is not None:
             return self._decide(Outcome.APPLIED, found[1], found[0])
@@ -174,6 +183,8 @@ class Reconciler:
 
     def failed(self, error: BaseException, now: float) -> Reconciliation | None:
         """A lookup failed; keep looking for a while, then UNKNOWN with the error as reason."""
+        if self._verdict is not None:
+            raise RuntimeError("the outcome is already known")
         if not self._wait or now >= self._give_up:
             return self._decide(Outcome.UNKNOWN, f"the lookup failed: {error}", None)
         self._next = now + self._poll
@@ -190,7 +201,9 @@ class Reconciler:
             if not isinstance(value, Order):
                 return None, None
             return self._judge_order(value)
-        rows = value if isinstance(value, list) else []
+        if not isinstance(value, list):
+            return None, None
+        rows = value
         if change is Change.CLOSE:
             left = [p for p in rows if isinstance(p, Position) and p.contract_id == self._contract]
             return ((None, f"no position is left on {self._contract}") if not left else None), None
@@ -203,11 +216,14 @@ class Reconciler:
         if self._uncertain.change is Change.CANCEL:
             if order.status is OrderStatus.CANCELLED:
                 return (order, f"order {order.id} is cancelled"), None
+            if order.status is OrderStatus.PENDING_CANCELLATION:
+                return (order, f"order {order.id} is being cancelled"), None
             if order.status in _FINISHED_WITHOUT_CANCEL:
                 return None, (order, f"order {order.id} ended {order.status.name} uncancelled")
             return None, None
         change = self._uncertain.request
-        if isinstance(change, OrderModification) and _matches(order, change):
+        assert isinstance(change, OrderModification)  # checked on construction
+        if _matches(order, change):
             return (order, f"order {order.id} carries the requested changes"), None
         if order.status.is_terminal:
             return None, (order, f"order {order.id} ended {order.status.name} unmodified")
@@ -217,10 +233,12 @@ class Reconciler:
         u = self._uncertain
         if u.change is Change.PLACE:
             return next((o for o in orders if o.custom_tag == u.custom_tag), None)
+        since = datetime.fromtimestamp(self._sent, UTC) - CLOSE_SLACK
         closes = [
             o
             for o in orders
-            if o.contract_id == u.contract_id
+            if o.created_at >= since
+            and o.contract_id == u.contract_id
             and o.type is OrderType.MARKET
             and not o.custom_tag
             and o.size == u.size

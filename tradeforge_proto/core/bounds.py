@@ -9,7 +9,7 @@ freezes a process. Refusals are ``InvalidValue``: a ``LocalProtocolError`` that 
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Final
 
 from .errors import LocalProtocolError
@@ -20,6 +20,8 @@ MAX_PRICE_PLACES: Final = 10
 """Prices carry at most ten decimal places (trailing zeros aside)."""
 MAX_PRICE_DIGITS: Final = 24
 """A price has at most this many digits as written, trailing zeros included."""
+MAX_SIGNIFICANT: Final = 15
+"""Significant digits of a price (trailing zeros aside): a JSON number carries them exactly."""
 MAX_NUMBER_TEXT: Final = 40
 """A price given as text is at most this many characters."""
 MAX_SIZE: Final = 10_000
@@ -35,6 +37,7 @@ MAX_TAG: Final = 100
 MAX_TEXT: Final = 256
 """Characters in a search text or symbol."""
 
+_EXACT: Final = Context(prec=MAX_PRICE_DIGITS + 4)
 _DECIMAL_TEXT: Final = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?|\.[0-9]+")
 _CONTRACT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
@@ -49,6 +52,13 @@ class InvalidValue(LocalProtocolError, ValueError):
 
 
 def _brief(value: object) -> str:
+    """A short description: never the whole of a long text or a huge number."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, str | bytes) and len(value) > 40:
+        return f"{value[:37]!r}... ({len(value)} characters)"
+    if isinstance(value, Decimal) and len(value.as_tuple().digits) > 30:
+        return f"a decimal of {len(value.as_tuple().digits)} digits"
     text = repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
 
@@ -86,9 +96,13 @@ def _bounded(number: Decimal, name: str, given: object) -> Decimal:
         raise InvalidValue(name, f"must have at most {MAX_PRICE_DIGITS} digits", given)
     if not 0 < number < MAX_PRICE:
         raise InvalidValue(name, f"must be above 0 and below {MAX_PRICE}", given)
-    # Bounded digits and magnitude keep normalize() exact and cheap.
-    if number.adjusted() < -MAX_PRICE_PLACES or _places(number.normalize()) > MAX_PRICE_PLACES:
+    # Bounded digits and magnitude keep normalize() exact and cheap; its own context keeps it
+    # independent of the caller's decimal precision.
+    reduced = number.normalize(_EXACT) if number.adjusted() >= -MAX_PRICE_PLACES else None
+    if reduced is None or _places(reduced) > MAX_PRICE_PLACES:
         raise InvalidValue(name, f"must have at most {MAX_PRICE_PLACES} decimal places", given)
+    if len(reduced.as_tuple().digits) > MAX_SIGNIFICANT:
+        raise InvalidValue(name, f"must have at most {MAX_SIGNIFICANT} significant digits", given)
     return number
 
 
@@ -101,17 +115,6 @@ def _places(number: Decimal) -> int:
 def optional_price(value: object, name: str = "price") -> Decimal | None:
     """``price`` that lets None through (a field left unset)."""
     return None if value is None else price(value, name)
-
-
-def on_tick(value: Decimal, tick_size: Decimal, name: str = "price") -> Decimal:
-    """``value`` unchanged when it is a whole number of ticks, else InvalidValue."""
-    try:
-        aligned = value % tick_size == 0
-    except InvalidOperation:
-        aligned = False
-    if not aligned:
-        raise InvalidValue(name, f"must be a multiple of the tick size {tick_size}", value)
-    return value
 
 
 def _whole(value: object, name: str, low: int, high: int) -> int:

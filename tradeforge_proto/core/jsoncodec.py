@@ -36,7 +36,8 @@ def _default(value: Any) -> Any:
             return int(value)
         as_float = float(value)
         if Decimal(repr(as_float)) != value:
-            raise LocalProtocolError(f"{value} has more digits than a JSON number carries exactly")
+            shown = f"{value:.6E}" if len(value.as_tuple().digits) > 30 else str(value)
+            raise LocalProtocolError(f"{shown} has more digits than a JSON number carries exactly")
         return as_float
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 

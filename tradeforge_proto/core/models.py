@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 
@@ -129,6 +129,8 @@ def _bar_unit(value: object) -> BarUnit:
     return _member(BarUnit, value)
 
 
+_BRACKET_TYPES: Final = (OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP)
+
 # Which price fields each order type uses; anything else must stay None (strict writing).
 _PRICE_FIELDS: dict[OrderType, frozenset[str]] = {
     OrderType.LIMIT: frozenset({"limit_price"}),
@@ -178,12 +180,19 @@ class OrderRequest:
     def _check_brackets(self) -> None:
         # Buy: stop-loss below the fill (negative ticks), take-profit above; sell: the reverse.
         sign = 1 if self.side is OrderSide.BUY else -1
-        for leg, want in ((self.stop_loss, -sign), (self.take_profit, sign)):
+        for label, leg, want in (
+            ("stop_loss", self.stop_loss, -sign),
+            ("take_profit", self.take_profit, sign),
+        ):
             if leg is None:
                 continue
-            label = "stop_loss" if leg is self.stop_loss else "take_profit"
+            if not isinstance(leg, Bracket):
+                raise bounds.InvalidValue(label, "must be a Bracket(ticks, type)", leg)
+            if not isinstance(leg.type, OrderType) or leg.type not in _BRACKET_TYPES:
+                names = ", ".join(t.name for t in _BRACKET_TYPES)
+                raise bounds.InvalidValue(f"{label} type", f"must be one of {names}", leg.type)
             bounds.ticks(leg.ticks, f"{label} ticks")
-            if leg.ticks == 0 or (leg.ticks > 0) != (want > 0):
+            if (leg.ticks > 0) != (want > 0):
                 direction = "negative" if want < 0 else "positive"
                 raise LocalProtocolError(
                     f"{label} ticks must be {direction} for a {self.side.name} order "
