@@ -9,14 +9,18 @@ import ssl
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import Final
 
 import anyio
 
 from tradeforge_proto.core.errors import ConfigurationError
+from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
 
 from .sim.server import SimServer
 from .sim.simulation import SimConfig
+
+TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument(
         "--token",
-        help="bearer token clients must send (default TRADEFORGE_SERVICE_TOKEN, else new)",
+        help=f"bearer token clients must send (default {TOKEN_VARIABLE}, else a new one)",
     )
     serve.add_argument("--read-only", action="store_true", help="no order or position changes")
     serve.add_argument("--cors-origin", action="append", default=[], help="allowed CORS origin")
@@ -62,7 +66,59 @@ def _parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds a request may wait for the rate budget before answering 429 (default 5)",
     )
+    _add_limits(serve)
     return parser
+
+
+def _add_limits(serve: argparse.ArgumentParser) -> None:
+    """The ``serve`` options bounding what callers may ask of the service."""
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="another name the Host header may carry (127.0.0.1, localhost, [::1] and --host are)",
+    )
+    serve.add_argument(
+        "--max-body",
+        type=_positive,
+        default=64 * 1024,
+        metavar="BYTES",
+        help="largest request body; larger ones get 413 (default 65536)",
+    )
+    serve.add_argument(
+        "--max-bars",
+        type=_positive,
+        default=MAX_BARS,
+        help=f"most bars one request may gather; more need a limit (default {MAX_BARS})",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=200,
+        help="connections and requests in flight before new requests get 503 (default 200)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time a connection has to send a request head before it is closed (default 10)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 86_400:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below a day, got {text}")
+    return value
 
 
 def _banner(server: SimServer) -> str:
@@ -100,17 +156,37 @@ async def _run_sim(args: argparse.Namespace) -> None:
         await anyio.sleep_forever()
 
 
-async def _run_serve(args: argparse.Namespace) -> None:
-    import uvicorn
+def _service_token(given: str | None) -> tuple[str, str]:
+    """The service token and what the banner says of it: where it came from, never its value
+    unless it was made for this run (the operator needs it then)."""
+    if given:
+        return given, "from --token"
+    from_env = os.environ.get(TOKEN_VARIABLE)
+    if from_env:
+        return from_env, f"from {TOKEN_VARIABLE}"
+    token = secrets.token_urlsafe(24)
+    return token, f"new for this run: {token}"
 
+
+def _allowed_hosts(bind: str, extra: Sequence[str]) -> list[str]:
+    """The loopback names, the bound address (unless it is a wildcard) and ``extra``."""
+    from .service.app import LOCAL_HOSTS
+
+    bound = [] if bind in ("0.0.0.0", "::", "") else [f"[{bind}]" if ":" in bind else bind]
+    return list(dict.fromkeys([*LOCAL_HOSTS, *bound, *extra]))
+
+
+async def _run_serve(args: argparse.Namespace) -> None:
     from tradeforge_proto.calls import RetryPolicy
     from tradeforge_sync.settings import load_settings
 
     from .client import TradingClient
     from .service import create_app
+    from .service.serving import ServeLimits, build_server
 
     profile = load_settings(args.env_file).profile(args.profile)
-    token = args.token or os.environ.get("TRADEFORGE_SERVICE_TOKEN") or secrets.token_urlsafe(24)
+    token, token_note = _service_token(args.token)
+    hosts = _allowed_hosts(args.host, args.allowed_host)
     # A web request waits briefly for the rate budget, then gets 429 and Retry-After.
     retry = RetryPolicy(max_rate_wait=args.max_rate_wait)
     async with AsyncExitStack() as stack:
@@ -131,31 +207,28 @@ async def _run_serve(args: argparse.Namespace) -> None:
                 )
 
         app = create_app(
-            factory, token=token, read_only=args.read_only, cors_origins=args.cors_origin
+            factory,
+            token=token,
+            read_only=args.read_only,
+            cors_origins=args.cors_origin,
+            max_body=args.max_body,
+            max_bars=args.max_bars,
+            allowed_hosts=hosts,
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=args.host,
-                port=args.port,
-                log_level="warning",
-                # Deflating every small event message once per client costs more CPU than the
-                # bytes it saves on a local or LAN link.
-                ws_per_message_deflate=False,
-                # Idle connections outlive the clients' own keep-alive (httpx: 5 s), so a client
-                # never sends an order on a connection the server is closing at that moment.
-                timeout_keep_alive=75,
-            )
+        limits = ServeLimits(
+            header_timeout=args.header_timeout, max_connections=args.max_connections
         )
+        server = build_server(app, host=args.host, port=args.port, limits=limits)
         base = f"http://{args.host}:{args.port}"
         print(
             "\n".join(
                 [
                     "TradeForge service",
-                    f"  API docs   {base}/docs   (Authorize with the token below)",
-                    f"  token      {token}",
+                    f"  API docs   {base}/docs   (Authorize with the service token)",
+                    f"  token      {token_note}",
                     f"  backend    {backend}",
                     f"  mode       {'read-only' if args.read_only else 'trading enabled'}",
+                    f"  hosts      {', '.join(hosts)} (--allowed-host adds more)",
                     "Ctrl-C stops it.",
                 ]
             ),

@@ -279,7 +279,7 @@ async def test_requests_outside_the_document_are_refused_clearly():
             "query",
             "x",
         ]
-        beyond = {"account_id": ACCOUNT, "start": "9999-12-31T23:59:59-01:00"}
+        beyond: dict[str, str | int] = {"account_id": ACCOUNT, "start": "9999-12-31T23:59:59-01:00"}
         out_of_range = ok(await http.get("/orders", params=beyond), 422)["detail"][0]
         assert out_of_range["loc"] == ["request"]
         assert "out of range" in out_of_range["msg"]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+from typing import IO
+
+SAFETY = 30.0
+"""Seconds a service process may take to start or to stop before a test gives up on it."""
+ACCEPT_ERROR = "socket.accept() out of system resource"
 
 
 def free_port() -> int:
@@ -29,38 +39,151 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def test_serve_runs_the_service_on_the_simulator_without_credentials():
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tradeforge_anyio.cli", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tempfile.gettempdir(),
-        env=env,
-    )
-    try:
+def wait_until_up(base: str, token: str) -> tuple[int, bytes]:
+    """GET /health once the service listens."""
+    deadline = time.monotonic() + SAFETY
+    while True:
+        try:
+            return get(f"{base}/health", token)
+        except OSError:
+            assert time.monotonic() < deadline, "the service did not come up"
+            time.sleep(0.1)
+
+
+class Service:
+    """A ``tradeforge serve`` process: its banner, base URL and stderr file."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int, stderr: IO[bytes]) -> None:
+        self.process = process
+        self.base = f"http://127.0.0.1:{port}"
+        self.stderr = stderr
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(6)]
-        token = next(line.split()[-1] for line in banner if line.strip().startswith("token"))
-        assert f"http://127.0.0.1:{port}/docs" in "".join(banner)
-        assert "embedded simulator" in "".join(banner)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                status, body = get(f"{base}/health", token)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the service did not come up"
-                time.sleep(0.1)
+        self.banner: list[str] = []
+        while not self.banner or not self.banner[-1].startswith("Ctrl-C"):
+            line = process.stdout.readline()
+            assert line, f"serve ended: {self.errors()}"
+            self.banner.append(line.rstrip("\n"))
+
+    def field(self, name: str) -> str:
+        """A banner line's text after its name."""
+        return next(line.split(None, 1)[1] for line in self.banner if line.split()[:1] == [name])
+
+    def errors(self) -> str:
+        self.stderr.flush()
+        return Path(self.stderr.name).read_text(errors="replace")
+
+
+@contextmanager
+def serving(
+    *options: str, env: dict[str, str] | None = None, descriptors: int | None = None
+) -> Iterator[Service]:
+    """``tradeforge serve`` on a free port with ``options``, stopped when the block ends;
+    ``descriptors`` lowers the number of files the process may open."""
+    port = free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+    with ExitStack() as stack:
+        stderr = stack.enter_context(tempfile.NamedTemporaryFile(prefix="serve-", suffix=".err"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradeforge_anyio.cli", "serve", "--port", str(port), *options],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=tempfile.gettempdir(),
+            env={**base_env, **(env or {})},
+        )
+        if descriptors is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.prlimit(process.pid, resource.RLIMIT_NOFILE, (descriptors, hard))
+        try:
+            yield Service(process, port, stderr)
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """End the process: SIGTERM, then SIGKILL if it is still there after the safety timeout."""
+    process.terminate()
+    try:
+        process.wait(timeout=SAFETY)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    finally:
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def test_serve_runs_the_service_on_the_simulator_without_credentials():
+    with serving() as service:
+        token = service.field("token").split()[-1]  # a token made for this run is shown once
+        assert service.field("token").startswith("new for this run")
+        banner = "\n".join(service.banner)
+        assert f"{service.base}/docs" in banner
+        assert "embedded simulator" in banner
+        status, body = wait_until_up(service.base, token)
         assert status == 200
         assert json.loads(body)["simulator"] is True
-        assert get(f"{base}/accounts")[0] == 401
-        status, body = get(f"{base}/accounts", token)
+        assert get(f"{service.base}/accounts")[0] == 401
+        status, body = get(f"{service.base}/accounts", token)
         assert status == 200
         assert len(json.loads(body)["accounts"]) == 2
-        assert get(f"{base}/docs")[0] == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        assert get(f"{service.base}/docs")[0] == 200
+
+
+def start_upload(base: str, token: str) -> socket.socket:
+    """A request whose body arrives slowly: its head and a few bytes of a 1000-byte body."""
+    upload = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=SAFETY)
+    head = (
+        "POST /orders HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    upload.sendall(head.encode() + b'{"account_id": ')
+    return upload
+
+
+def test_sigterm_stops_the_service_within_its_grace_with_a_request_in_flight():
+    secret = "env-s3rvice-token"
+    with serving(env={"TRADEFORGE_SERVICE_TOKEN": secret}) as service:
+        assert service.field("token") == "from TRADEFORGE_SERVICE_TOKEN"
+        assert secret not in "\n".join(service.banner)
+        assert wait_until_up(service.base, secret)[0] == 200
+        with start_upload(service.base, secret):
+            assert get(f"{service.base}/health", secret)[0] == 200  # others are served meanwhile
+            service.process.send_signal(signal.SIGTERM)
+            service.process.wait(timeout=SAFETY)  # the grace, then the request is cancelled
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + SAFETY
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def closed_by_peer(connections: Sequence[socket.socket]) -> None:
+    """Wait until the service has closed every connection."""
+    for connection in connections:
+        connection.settimeout(SAFETY)
+        with suppress(ConnectionResetError):
+            assert connection.recv(1) == b""
+
+
+def test_exhausted_descriptors_neither_flood_the_log_nor_stop_the_service():
+    token = "flag-s3rvice-token"
+    options = ("--token", token, "--header-timeout", "2")
+    # 64 descriptors: the idle connections exhaust them.
+    with serving(*options, descriptors=64) as service, ExitStack() as stack:
+        assert service.field("token") == "from --token"
+        assert token not in "\n".join(service.banner)
+        assert wait_until_up(service.base, token)[0] == 200
+        port = int(service.base.rsplit(":", 1)[1])
+        idle = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=SAFETY))
+            for _ in range(120)
+        ]
+        wait_for(lambda: ACCEPT_ERROR in service.errors(), "the descriptors were not exhausted")
+        closed_by_peer(idle)  # each within the header timeout of being accepted
+        assert wait_until_up(service.base, token)[0] == 200
+        errors = service.errors()
+    assert errors.count(ACCEPT_ERROR) <= 3, errors[:2000]
+    assert len(errors) < 20_000

@@ -59,7 +59,7 @@ def parsed_or_refused(text: object) -> None:
         assert request.action in ("subscribe", "unsubscribe")
         for sub in request.subscriptions:
             key = sub.key
-            assert (0 < len(key) <= 100) if isinstance(key, str) else key > 0
+            assert (0 < len(key) <= 100) if isinstance(key, str) else (key or 0) > 0
         assert all(a > 0 for a in request.accounts)
         return
     assert 0 < len(refusal) < 200

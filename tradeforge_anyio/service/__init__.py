@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .app import ClientFactory, create_app
+from .serving import ServeLimits, build_server
 
-__all__ = ["ClientFactory", "create_app"]
+__all__ = ["ClientFactory", "ServeLimits", "build_server", "create_app"]

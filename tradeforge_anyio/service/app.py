@@ -1,30 +1,51 @@
 """The REST web service over one ``TradingClient``: ``create_app(factory, token=...)``.
 
-Every route needs ``Authorization: Bearer <token>``. Prices are decimal strings in responses and a
-decimal string or number in requests; enumerations are member names ("BUY", "LIMIT").
+Every route needs ``Authorization: Bearer <token>``, checked before any body is read. Bodies are
+JSON (``application/json``) of at most ``max_body`` bytes; requests must name an allowed host.
+Prices are decimal strings in responses and a decimal string or number in requests; enumerations
+are member names ("BUY", "LIMIT").
 """
 
+import random
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Final
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
+from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
 from tradeforge_proto.core.models import Bracket, OrderModification
+from tradeforge_proto.orders import new_custom_tag
+from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 from ..client import TradingClient
 from .conformance import QueryNames, method_not_allowed
-from .errors import BAD_BODY_RESPONSE, ERROR_RESPONSES, UNCERTAIN_RESPONSE, handle_library_error
+from .edge import UNAUTHORIZED, AllowedHosts, BodyGate, CancelOnDisconnect, RequireToken
+from .errors import (
+    BAD_BODY_RESPONSE,
+    BODY_LIMIT_RESPONSES,
+    ERROR_RESPONSES,
+    UNCERTAIN_RESPONSE,
+    handle_library_error,
+    handle_validation_error,
+)
 from .fanout import Fanout
 from .schemas import (
+    CONTRACT_ID_TEXT,
+    MAX_UNIT_NUMBER,
+    PRINTABLE_TEXT,
     AccountList,
     AccountOut,
     BarList,
@@ -46,12 +67,68 @@ from .schemas import (
     StreamHealth,
     TradeList,
     TradeOut,
+    checked,
+    whole_text,
 )
 from .ws import stream_router
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
 
-AccountQuery = Annotated[int, Query(description="Account id")]
+LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
+"""Host names a request may carry by default: the loopback ones."""
+MAX_BODY: Final = 64 * 1024
+"""Bytes of a request body by default."""
+
+
+class _IdConvertor(Convertor[int]):
+    """A path id of 1 to 16 digits; anything else matches no route (404)."""
+
+    regex = "[0-9]{1,16}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("tradeforge_id", _IdConvertor())
+
+AccountQuery = Annotated[
+    int, Query(ge=1, le=bounds.MAX_ID, description="Account id"), whole_text("account_id")
+]
+OrderIdPath = Annotated[int, Path(ge=1, le=bounds.MAX_ID, description="Order id")]
+ContractIdQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=bounds.MAX_CONTRACT_ID,
+        json_schema_extra={"pattern": CONTRACT_ID_TEXT},
+    ),
+    checked(bounds.contract_id, "contract_id"),
+]
+ContractIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=bounds.MAX_CONTRACT_ID,
+        json_schema_extra={"pattern": CONTRACT_ID_TEXT},
+    ),
+    checked(bounds.contract_id, "contract_id"),
+]
+SearchText = Annotated[
+    str,
+    Query(min_length=1, max_length=bounds.MAX_TEXT, json_schema_extra={"pattern": PRINTABLE_TEXT}),
+    checked(bounds.text, "search"),
+]
+SymbolPath = Annotated[
+    str,
+    Path(min_length=1, max_length=bounds.MAX_TEXT, json_schema_extra={"pattern": PRINTABLE_TEXT}),
+    checked(bounds.text, "symbol"),
+]
+UnitNumber = Annotated[
+    int, Query(ge=1, le=MAX_UNIT_NUMBER), whole_text("unit_number", MAX_UNIT_NUMBER)
+]
 Start = Annotated[AwareDatetime, Query(description="Window start (timezone-aware ISO 8601)")]
 End = Annotated[AwareDatetime | None, Query(description="Window end; omitted: now")]
 
@@ -95,15 +172,13 @@ def _bearer_check(token: str) -> Callable[[HTTPAuthorizationCredentials | None],
         given = credentials.credentials.encode() if credentials is not None else b""
         if credentials is None or not secrets.compare_digest(given, expected):
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing or invalid bearer token",
-                headers={"WWW-Authenticate": "Bearer"},
+                status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
             )
 
     return check
 
 
-def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
+def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
     Client = Annotated[TradingClient, Depends(runtime.current)]
 
@@ -127,7 +202,7 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
 
     @router.get("/contracts", tags=["contracts"])
     async def search_contracts(
-        client: Client, search: Annotated[str, Query(min_length=1)], live: bool = False
+        client: Client, search: SearchText, live: bool = False
     ) -> ContractList:
         """Contracts matching a text."""
         found = await client.search_contracts(search, live=live)
@@ -140,7 +215,9 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
         return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
 
     @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"])
-    async def contract_by_symbol(client: Client, symbol: str, live: bool = False) -> ContractOut:
+    async def contract_by_symbol(
+        client: Client, symbol: SymbolPath, live: bool = False
+    ) -> ContractOut:
         """The current active contract of a product ("MES", "ES", "NQ"...)."""
         contract = client.provider.active_contract(
             await client.get_available_contracts(live=live), symbol
@@ -150,24 +227,31 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
         return ContractOut.model_validate(contract)
 
     @router.get("/contracts/{contract_id}", tags=["contracts"])
-    async def contract(client: Client, contract_id: str) -> ContractOut:
+    async def contract(client: Client, contract_id: ContractIdPath) -> ContractOut:
         """One contract by id."""
         return ContractOut.model_validate(await client.get_contract(contract_id))
+
+    Limit = Annotated[
+        int | None,
+        Query(ge=1, le=max_bars, description="At most this many, the newest"),
+        whole_text("limit", max_bars),
+    ]
 
     @router.get("/bars", tags=["history"])
     async def bars(
         client: Client,
         *,
-        contract_id: str,
+        contract_id: ContractIdQuery,
         unit: RequestableUnit,
         start: Start,
         end: Annotated[AwareDatetime, Query(description="Window end (timezone-aware)")],
-        unit_number: Annotated[int, Query(gt=0)] = 1,
-        limit: Annotated[int | None, Query(gt=0, description="At most this many, newest")] = None,
+        unit_number: UnitNumber = 1,
+        limit: Limit = None,
         include_partial_bar: bool = False,
         live: bool = False,
     ) -> BarList:
-        """Bars in [start, end], oldest first."""
+        """Bars in [start, end], oldest first; a window of more than the service's bar cap
+        needs a ``limit`` (422 otherwise)."""
         found = await client.get_bars(
             contract_id,
             BarUnit[unit],
@@ -177,6 +261,7 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
             limit=limit,
             include_partial_bar=include_partial_bar,
             live=live,
+            max_bars=max_bars,
         )
         return BarList(bars=[BarOut.model_validate(b) for b in found])
 
@@ -194,8 +279,8 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
         found = await client.get_open_orders(account_id)
         return OrderList(orders=[OrderOut.model_validate(o) for o in found])
 
-    @router.get("/orders/{order_id:int}", tags=["orders"])
-    async def order(client: Client, order_id: int, account_id: AccountQuery) -> OrderOut:
+    @router.get("/orders/{order_id:tradeforge_id}", tags=["orders"])
+    async def order(client: Client, order_id: OrderIdPath, account_id: AccountQuery) -> OrderOut:
         """One order by id."""
         return OrderOut.model_validate(await client.get_order(account_id, order_id))
 
@@ -217,15 +302,19 @@ def _read_routes(runtime: _Runtime, read_only: bool) -> APIRouter:
 
 
 def _write_routes(runtime: _Runtime) -> APIRouter:
-    router = APIRouter(responses={**ERROR_RESPONSES, **UNCERTAIN_RESPONSE})
+    responses = {**ERROR_RESPONSES, **UNCERTAIN_RESPONSE, **BODY_LIMIT_RESPONSES}
+    router = APIRouter(responses=responses)
     Client = Annotated[TradingClient, Depends(runtime.current)]
     done = status.HTTP_204_NO_CONTENT
+    tag_source = random.SystemRandom()
 
     @router.post(
         "/orders", tags=["orders"], status_code=status.HTTP_201_CREATED, responses=BAD_BODY_RESPONSE
     )
     async def place_order(client: Client, body: PlaceOrderIn) -> OrderPlaced:
-        """Place an order; an uncertain outcome (503) carries the customTag to look it up by."""
+        """Place an order; the answer and an uncertain outcome (503) carry its custom tag, the
+        caller's or a new one, to look it up by."""
+        custom_tag = body.custom_tag or new_custom_tag(tag_source, time.time())
         order_id = await client.place_order(
             body.account_id,
             body.contract_id,
@@ -235,16 +324,19 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
             limit_price=body.limit_price,
             stop_price=body.stop_price,
             trail_price=body.trail_price,
-            custom_tag=body.custom_tag,
+            custom_tag=custom_tag,
             stop_loss=_bracket(body.stop_loss),
             take_profit=_bracket(body.take_profit),
         )
-        return OrderPlaced(order_id=order_id)
+        return OrderPlaced(order_id=order_id, custom_tag=custom_tag, status="accepted")
 
     @router.patch(
-        "/orders/{order_id:int}", tags=["orders"], status_code=done, responses=BAD_BODY_RESPONSE
+        "/orders/{order_id:tradeforge_id}",
+        tags=["orders"],
+        status_code=done,
+        responses=BAD_BODY_RESPONSE,
     )
-    async def modify_order(client: Client, order_id: int, body: ModifyOrderIn) -> None:
+    async def modify_order(client: Client, order_id: OrderIdPath, body: ModifyOrderIn) -> None:
         """Change a working order's size or prices."""
         await client.modify_order(
             OrderModification(
@@ -257,8 +349,8 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
             )
         )
 
-    @router.delete("/orders/{order_id:int}", tags=["orders"], status_code=done)
-    async def cancel_order(client: Client, order_id: int, account_id: AccountQuery) -> None:
+    @router.delete("/orders/{order_id:tradeforge_id}", tags=["orders"], status_code=done)
+    async def cancel_order(client: Client, order_id: OrderIdPath, account_id: AccountQuery) -> None:
         """Cancel a working order."""
         await client.cancel_order(account_id, order_id)
 
@@ -291,6 +383,9 @@ def create_app(
     client_queue_size: int = 1000,
     max_client_subscriptions: int = 1000,
     stream_config: StreamConfig | None = None,
+    max_body: int = MAX_BODY,
+    max_bars: int = MAX_BARS,
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
@@ -299,9 +394,14 @@ def create_app(
     ``client_queue_size`` bounds the events waiting for each WebSocket client of ``/ws/stream``,
     ``max_client_subscriptions`` the subscriptions one client may hold; ``stream_config`` tunes
     the shared upstream stream (keep-alive, timeouts, reconnect backoff).
+    ``max_body`` caps request bodies in bytes (413 past it), ``max_bars`` the bars one request
+    may gather (422 past it), and ``allowed_hosts`` are the names the ``Host`` header may carry
+    (400 otherwise).
     """
     if not token:
         raise ValueError("the service token must not be empty")
+    if max_body < 0 or max_bars < 1:
+        raise ValueError("max_body must be 0 or more and max_bars at least 1")
     runtime = _Runtime()
 
     @asynccontextmanager
@@ -325,8 +425,17 @@ def create_app(
 
     # The API needs the token; the interactive console (/docs) and the document it reads do not:
     # they hold no data, and the console's Authorize button then sends the token with each call.
-    app = FastAPI(title="TradeForge", description=__doc__, lifespan=lifespan, redoc_url=None)
+    # No redirects: a path with a trailing slash is simply not found.
+    app = FastAPI(
+        title="TradeForge",
+        description=__doc__,
+        lifespan=lifespan,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     app.add_exception_handler(TradeForgeError, handle_library_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    _add_edge(app, token, max_body)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -335,10 +444,12 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["Retry-After"],
         )
+    # Outermost: a request naming another host (DNS rebinding, a stray proxy) gets 400 first.
+    app.add_middleware(AllowedHosts, hosts=allowed_hosts)
 
     guard = [Depends(_bearer_check(token)), Depends(QueryNames())]
     app.include_router(stream_router(lambda: runtime.fanout, token))
-    routers = [_read_routes(runtime, read_only)]
+    routers = [_read_routes(runtime, read_only, max_bars)]
     if not read_only:
         routers.append(_write_routes(runtime))
     for router in routers:
@@ -350,4 +461,14 @@ def create_app(
     return app
 
 
-__all__ = ["ClientFactory", "create_app"]
+def _add_edge(app: FastAPI, token: str, max_body: int) -> None:
+    """The checks every request passes before routing, innermost first: cancellation when the
+    caller leaves, the streamed body count, the declared length and type, then the token."""
+    app.add_middleware(CancelOnDisconnect)
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body)
+    app.add_middleware(BodyGate, max_body=max_body)
+    public = {app.docs_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(RequireToken, token=token, public={path for path in public if path})
+
+
+__all__ = ["LOCAL_HOSTS", "MAX_BODY", "ClientFactory", "create_app"]

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tradeforge_proto.core.errors import (
     AuthenticationError,
+    BarsCapExceeded,
     FeatureDisabled,
     LocalProtocolError,
     OrderRejected,
@@ -27,6 +30,9 @@ from tradeforge_proto.core.errors import (
 
 from ..net import TransportError
 from .schemas import ErrorOut, ProviderErrorOut, UncertainOut, ValidationErrorOut
+
+MAX_ECHO: Final = 100
+"""Characters of a refused value quoted back in a validation error."""
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -59,6 +65,14 @@ def _validation_detail(exc: ValidationFailed) -> list[dict[str, Any]]:
     ]
 
 
+def _bars_cap_detail(exc: BarsCapExceeded) -> list[dict[str, Any]]:
+    msg = (
+        f"the window holds more than {exc.cap:,} bars, the most one request may return: "
+        f"narrow the window (start, end) or pass limit (at most {exc.cap})"
+    )
+    return [{"loc": ["query"], "msg": msg, "type": "bars_cap_exceeded"}]
+
+
 def error_response(exc: TradeForgeError) -> JSONResponse:
     """The answer for one library error."""
     if isinstance(exc, OrderUncertain):
@@ -72,6 +86,8 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
         return _json(503, uncertain)
     if isinstance(exc, ValidationFailed):
         return _json(422, {"detail": _validation_detail(exc)})
+    if isinstance(exc, BarsCapExceeded):
+        return _json(422, {"detail": _bars_cap_detail(exc)})
     if isinstance(exc, LocalProtocolError):
         issue = {"loc": ["request"], "msg": str(exc), "type": "value_error"}
         return _json(422, {"detail": [issue]})
@@ -100,6 +116,48 @@ async def handle_library_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def _text(value: str) -> str:
+    """``value`` with lone surrogates escaped, so that it encodes as UTF-8."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _short(value: str) -> str:
+    return _text(value if len(value) <= MAX_ECHO else f"{value[: MAX_ECHO - 3]}...")
+
+
+def _echo(value: object) -> object:
+    """A refused value as JSON can carry it: non-finite and long numbers become short text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int | float):
+        digits = repr(value)
+        return value if len(digits) <= 20 else f"{digits[:17]}..."
+    return _short(value if isinstance(value, str) else repr(value))
+
+
+def _issue(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation error as ``ValidationIssue``, quoting a scalar input (containers are not)."""
+    loc = [part if isinstance(part, int) else _short(str(part)) for part in error.get("loc", ())]
+    msg = str(error.get("msg", "invalid value"))
+    context = error.get("ctx") or {}
+    if error.get("type") == "json_invalid" and "error" in context:
+        msg = f"{msg}: {context['error']}"
+    issue: dict[str, Any] = {"type": str(error.get("type")), "loc": loc, "msg": _text(msg)}
+    given = error.get("input")
+    if not isinstance(given, Mapping | list | tuple):
+        issue["input"] = _echo(given)
+    return issue
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    """422 for a request that does not fit the API, whatever values it holds (NaN, 10**400)."""
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    return JSONResponse({"detail": [_issue(error) for error in exc.errors()]}, status_code=422)
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token"},
     403: {"model": ErrorOut, "description": "Feature disabled for this provider"},
@@ -114,10 +172,17 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Rate budget spent (ours or the provider's); see Retry-After",
     },
     502: {"model": ProviderErrorOut, "description": "The provider failed or refused our login"},
-    503: {"model": ErrorOut, "description": "The service is starting or stopping"},
+    503: {
+        "model": ErrorOut,
+        "description": "The service is starting or stopping, or at its connection limit",
+    },
 }
 BAD_BODY_RESPONSE: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not readable JSON"},
+}
+BODY_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "The body is larger than the service accepts"},
+    415: {"model": ErrorOut, "description": "The body is not sent as application/json"},
 }
 UNCERTAIN_RESPONSE: dict[int | str, dict[str, Any]] = {
     503: {

@@ -2,17 +2,24 @@
 
 Prices and money are decimal strings in responses (exact, never binary floats); requests accept a
 decimal string or a JSON number. Enumerations travel as member names ("BUY", "LIMIT", "FILLED").
+Every request value is bounded by ``tradeforge_proto.core.bounds``: ids and sizes are JSON
+integers (never text, floats or bools), prices plain decimals, texts printable and short; query
+and path numbers are plain digits.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo
+from pydantic.json_schema import WithJsonSchema
 
+from tradeforge_proto.core import bounds
+from tradeforge_proto.core.bounds import InvalidValue
 from tradeforge_proto.realtime.machine import StreamState
 
 Side = Literal["BUY", "SELL"]
@@ -21,7 +28,88 @@ PlaceableType = Literal[
 ]
 BracketType = Literal["LIMIT", "MARKET", "STOP", "TRAILING_STOP"]
 RequestableUnit = Literal["SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "TICK"]
-Price = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+PRICE_TEXT: Final = r"^(?:[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?|\.[0-9]+)$"
+"""Decimal text as ``bounds.price`` reads it: digits, an optional fraction and exponent."""
+CONTRACT_ID_TEXT: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+PRINTABLE_TEXT: Final = (
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+)
+"""No control characters and no surrounding whitespace."""
+MAX_UNIT_NUMBER: Final = 100_000
+"""Units in one bar (seconds, minutes, ...; trades for tick bars)."""
+
+Check = Callable[[object, str], object]
+
+
+def checked(check: Check, name: str | None = None) -> BeforeValidator:
+    """Run a ``bounds`` check under the field's name; its InvalidValue becomes a 422."""
+
+    def validate(value: object, info: ValidationInfo) -> object:
+        return check(value, name or info.field_name or "value")
+
+    return BeforeValidator(validate)
+
+
+def _from_digits(value: object, name: str) -> object:
+    """Query or path text of plain ASCII digits as an int; other text is refused."""
+    if not isinstance(value, str):
+        return value
+    if not (value.isascii() and value.isdigit() and len(value) <= 16):
+        raise InvalidValue(
+            name, "must be plain digits such as 20258288 (no sign, space or _)", value
+        )
+    return int(value)
+
+
+def whole_text(name: str, maximum: int = bounds.MAX_ID) -> BeforeValidator:
+    """A query or path number: plain digits, from 1 to ``maximum``."""
+
+    def validate(value: object) -> int:
+        return bounds.size(_from_digits(value, name), name, maximum)
+
+    return BeforeValidator(validate)
+
+
+PRICE_SCHEMA: Final = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": int(bounds.MAX_PRICE)},
+            {"type": "string", "pattern": PRICE_TEXT, "maxLength": bounds.MAX_NUMBER_TEXT},
+            {"type": "null"},
+        ],
+        "description": (
+            f"A decimal above 0 and below {bounds.MAX_PRICE} with at most "
+            f"{bounds.MAX_PRICE_PLACES} decimal places, as text (6150.25) or a number"
+        ),
+    }
+)
+
+
+PriceIn = Annotated[Decimal | None, checked(bounds.optional_price), PRICE_SCHEMA]
+# Constraints come before the checks so that the schema carries them as minimum/maximum.
+IdIn = Annotated[StrictInt, Field(ge=1, le=bounds.MAX_ID), checked(bounds.identifier)]
+SizeIn = Annotated[StrictInt, Field(ge=1, le=bounds.MAX_SIZE), checked(bounds.size)]
+TicksIn = Annotated[
+    StrictInt,
+    Field(ge=-bounds.MAX_TICKS, le=bounds.MAX_TICKS, description="Signed ticks, never 0"),
+    checked(bounds.ticks),
+]
+ContractIdIn = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=bounds.MAX_CONTRACT_ID,
+        json_schema_extra={"pattern": CONTRACT_ID_TEXT},
+        examples=["CON.F.US.MES.Z26"],
+    ),
+    checked(bounds.contract_id),
+]
+TagIn = Annotated[
+    str,
+    Field(min_length=1, max_length=bounds.MAX_TAG, json_schema_extra={"pattern": PRINTABLE_TEXT}),
+    checked(bounds.custom_tag),
+]
 
 
 def _member_name(value: object) -> object:
@@ -142,9 +230,12 @@ class OrderList(_Out):
 
 
 class OrderPlaced(_Out):
-    """The id of a placed order."""
+    """A placed order: its id, the custom tag it carries (the caller's or one the service chose)
+    and the gateway's answer."""
 
     order_id: int
+    custom_tag: str
+    status: Literal["accepted"]
 
 
 class PositionOut(_Out):
@@ -245,22 +336,22 @@ class _In(BaseModel):
 class BracketIn(_In):
     """A protective leg as signed ticks from the fill (buy: stop-loss < 0 < take-profit)."""
 
-    ticks: int
+    ticks: TicksIn
     type: BracketType
 
 
 class PlaceOrderIn(_In):
     """An order to place; only the prices its type uses may be given."""
 
-    account_id: int
-    contract_id: str
+    account_id: IdIn
+    contract_id: ContractIdIn
     side: Side
     type: PlaceableType
-    size: int = Field(default=1, gt=0)
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    trail_price: Price | None = None
-    custom_tag: str | None = Field(default=None, min_length=1, max_length=100)
+    size: SizeIn = 1
+    limit_price: PriceIn = None
+    stop_price: PriceIn = None
+    trail_price: PriceIn = None
+    custom_tag: TagIn | None = None
     stop_loss: BracketIn | None = None
     take_profit: BracketIn | None = None
 
@@ -268,23 +359,23 @@ class PlaceOrderIn(_In):
 class ModifyOrderIn(_In):
     """Changes to a working order; fields left out stay as they are."""
 
-    account_id: int
-    size: int | None = Field(default=None, gt=0)
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    trail_price: Price | None = None
+    account_id: IdIn
+    size: SizeIn | None = None
+    limit_price: PriceIn = None
+    stop_price: PriceIn = None
+    trail_price: PriceIn = None
 
 
 class ClosePositionIn(_In):
     """A position to flatten at market."""
 
-    account_id: int
-    contract_id: str
+    account_id: IdIn
+    contract_id: ContractIdIn
 
 
 class PartialCloseIn(_In):
     """A position to reduce at market by ``size`` contracts."""
 
-    account_id: int
-    contract_id: str
-    size: int = Field(gt=0)
+    account_id: IdIn
+    contract_id: ContractIdIn
+    size: SizeIn
