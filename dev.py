@@ -65,8 +65,9 @@ def test(extra: list[str]) -> None:
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy", *PACKAGES, "examples", "bench", "fuzz")
+    workers = str(min(os.cpu_count() or 1, 4))  # tests wait on I/O: one worker per core
     _run(
-        PYTHON, "-m", "pytest", "-p", "no:cacheprovider",
+        PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers,
         "--cov=tradeforge_proto", "--cov-branch", "--cov-report=term-missing:skip-covered",
         *extra,
     )  # fmt: skip

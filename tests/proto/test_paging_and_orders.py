@@ -11,6 +11,7 @@ import pytest
 from tradeforge_proto.core import (
     Bar,
     BarRequest,
+    BarsCapExceeded,
     BarUnit,
     Contract,
     LocalProtocolError,
@@ -94,3 +95,24 @@ def test_symbols_resolve_to_the_active_contract():
     assert active_contract([es_old], "ES") is None
     assert root_of(bare) == "MNQ"
     assert root_of(contract("ODD", True, None)) == "ODD"
+
+
+def test_pager_refuses_past_its_cap_after_one_bar_over_it():
+    request = BarRequest("C", BarUnit.MINUTE, 1, T0 - timedelta(days=30), T0)
+    with pytest.raises(LocalProtocolError, match="max_bars must be positive"):
+        BarPager(request, max_bars=0)
+    with pytest.raises(BarsCapExceeded, match="limit 30 is above the cap of 25 bars"):
+        BarPager(request, limit=30, max_bars=25)
+    pager = BarPager(request, page=10, max_bars=25)
+    asked = []
+
+    def fetch_all() -> None:
+        while (page := pager.next_request()) is not None:
+            asked.append(page.limit)
+            pager.add(minute_bars(page.end.replace(second=0, microsecond=0), page.limit))
+
+    with pytest.raises(BarsCapExceeded) as capped:
+        fetch_all()
+    assert capped.value.cap == 25
+    assert asked == [10, 10, 6]  # 26 bars in all: one past the cap, never a fourth page
+    assert pager.next_request() is None

@@ -656,3 +656,20 @@ def test_the_verdict_on_a_placement_carries_the_change_the_reason_and_the_order(
         f"order {ORDER_ID} carries custom tag {TAG!r}",
         order(custom_tag=TAG),
     )
+
+
+def test_an_order_pending_cancellation_means_the_cancel_landed() -> None:
+    r = reconciler(Change.CANCEL)
+    verdict = look(r, order(status=OrderStatus.PENDING_CANCELLATION), T + 1)
+    assert verdict is not None
+    assert verdict.outcome is Outcome.APPLIED
+    assert "being cancelled" in verdict.reason
+
+
+def test_no_answer_is_taken_once_the_outcome_is_known() -> None:
+    r = reconciler(Change.CANCEL)
+    assert look(r, order(status=OrderStatus.CANCELLED), T + 1) is not None
+    with pytest.raises(RuntimeError, match="already known"):
+        r.observed(order(status=OrderStatus.OPEN), T + 2)
+    with pytest.raises(RuntimeError, match="already known"):
+        r.failed(OSError("late"), T + 2)
