@@ -307,6 +307,7 @@ async def test_lost_answer_to_a_placement_is_uncertain():
         }
         uncertain = ok(await http.post("/orders", json=order), 503)
         assert uncertain["status"] == "uncertain"
+        assert uncertain["change"] == "PLACE"
         assert uncertain["custom_tag"] == "lost-1"
         assert uncertain["account_id"] == ACCOUNT
         assert uncertain["contract_id"] == mes

@@ -78,9 +78,12 @@ def error_response(exc: TradeForgeError) -> JSONResponse:
     if isinstance(exc, OrderUncertain):
         uncertain = UncertainOut(
             detail=str(exc),
+            change=None if exc.change is None else exc.change.name,
             account_id=exc.account_id,
             custom_tag=exc.custom_tag,
+            order_id=exc.order_id,
             contract_id=exc.contract_id,
+            size=exc.size,
             sent_at=exc.sent_at,
         )
         return _json(503, uncertain)

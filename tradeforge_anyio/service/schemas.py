@@ -317,12 +317,18 @@ class ProviderErrorOut(ErrorOut):
 
 
 class UncertainOut(ErrorOut):
-    """A change was sent but its outcome is unknown: look the order up by ``custom_tag``."""
+    """A change was sent but its outcome is unknown: look a placement up by ``custom_tag``, a
+    cancel or modify by ``order_id``, a close by the contract's position; never resend blindly."""
 
     status: Literal["uncertain"] = "uncertain"
+    change: str | None = Field(
+        default=None, description="PLACE, CANCEL, MODIFY, CLOSE or PARTIAL_CLOSE"
+    )
     account_id: int
     custom_tag: str | None
+    order_id: int | None = None
     contract_id: str | None
+    size: int | None = None
     sent_at: datetime | None
 
 
