@@ -17,7 +17,8 @@ from tradeforge_proto.core.errors import ConfigurationError
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
 
-from .sim.server import SimServer
+from .sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, SimServer
+from .sim.server import MAX_BODY as SIM_MAX_BODY
 from .sim.simulation import SimConfig
 
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
@@ -41,6 +42,22 @@ def _parser() -> argparse.ArgumentParser:
         default=MAX_OUTBOX,
         metavar="BYTES",
         help="bytes a hub client may leave unread before it is closed as too slow (4 MiB)",
+    )
+    limits = (
+        ("--header-timeout", HEADER_TIMEOUT, "seconds a request's header block may take"),
+        ("--body-timeout", BODY_TIMEOUT, "seconds a request's body may take after its headers"),
+        ("--idle-timeout", IDLE_TIMEOUT, "seconds a kept-alive connection may wait idle"),
+    )
+    for flag, default, what in limits:
+        sim.add_argument(
+            flag, type=float, default=default, metavar="SECONDS", help=f"{what} ({default:g})"
+        )
+    sim.add_argument(
+        "--max-body",
+        type=int,
+        default=SIM_MAX_BODY,
+        metavar="BYTES",
+        help="largest request body; larger ones get 413 (1 MiB)",
     )
     sim.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     sim.add_argument("--keyfile", help="private key of --certfile (PEM)")
@@ -150,6 +167,10 @@ async def _run_sim(args: argparse.Namespace) -> None:
         port=args.port,
         ssl_context=context,
         hub_outbox=args.hub_outbox,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_body=args.max_body,
     )
     async with server:
         print(_banner(server), flush=True)
@@ -244,6 +265,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "sim":
             if args.rate <= 0:
                 sys.exit("--rate must be positive")
+            for flag in ("header_timeout", "body_timeout", "idle_timeout", "max_body"):
+                if not getattr(args, flag) > 0:
+                    sys.exit(f"--{flag.replace('_', '-')} must be positive")
             anyio.run(_run_sim, args, backend=args.backend)
         else:
             anyio.run(_run_serve, args)

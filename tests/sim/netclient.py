@@ -70,7 +70,9 @@ class Hub:
     simulator's credentials and counts each token it fetches.
     """
 
-    def __init__(self, spec: HubSpec, token: str, config: StreamConfig | None = None) -> None:
+    def __init__(
+        self, spec: HubSpec, token: str | None, config: StreamConfig | None = None
+    ) -> None:
         api_url = spec.url.partition("/hubs/")[0]
         self.client = TradingClient.for_simulator(api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
         self.stream = self.client.stream(config=config)

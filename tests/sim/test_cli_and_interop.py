@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import anyio
+import anyio.abc
 import pytest
 
 from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
@@ -34,13 +35,63 @@ def test_python_m_sim_prints_its_urls_and_serves_them():
         async def check() -> None:
             rest = Rest(api_url)
             await rest.login(DEFAULT_USERNAME, DEFAULT_API_KEY)
-            assert len(await rest.run(topstepx.search_accounts())) == 2
+            accounts = await rest.run(topstepx.search_accounts())
+            assert len(accounts) == 2
             await rest.aclose()
 
         anyio.run(check)
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_sim_command_applies_its_time_limits_and_refuses_nonsense():
+    refused = subprocess.run(
+        [sys.executable, "-m", "tradeforge_anyio.cli", "sim", "--body-timeout", "0"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "--body-timeout must be positive" in refused.stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tradeforge_anyio.cli", "sim", "--port", "0", "--header-timeout",
+         "0.3", "--max-body", "100"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        api_url = next(line.split()[-1] for line in process.stdout if "REST API" in line)
+        host, port = api_url.removeprefix("http://").split("/")[0].split(":")
+
+        async def check() -> None:
+            with anyio.fail_after(30):  # a safety net: the limit closes the connection
+                async with await anyio.connect_tcp(host, int(port)) as slow:
+                    await slow.send(b"POST /api/Account/search HTTP/1.1\r\nHost: x\r\n")
+                    answer = b""
+                    while chunk := await _receive_or_eof(slow):
+                        answer += chunk
+                    assert answer.startswith(b"HTTP/1.1 408")
+                async with await anyio.connect_tcp(host, int(port)) as big:
+                    await big.send(
+                        b"POST /api/Auth/loginKey HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                    )
+                    assert (await big.receive()).startswith(b"HTTP/1.1 413")
+
+        anyio.run(check)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def _receive_or_eof(stream: anyio.abc.ByteStream) -> bytes:
+    try:
+        return await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return b""
 
 
 def test_a_third_party_signalr_client_connects_subscribes_and_receives():

@@ -22,6 +22,9 @@ from tradeforge_anyio.sim.engine import (
     FIRST_FILL_ID,
     FIRST_ORDER_ID,
     FIRST_POSITION_ID,
+    MAX_CUSTOM_TAG,
+    MAX_ORDER_SIZE,
+    MAX_PRICE,
     POSITION_BRACKETS_MESSAGE,
     Exchange,
     Rejection,
@@ -30,7 +33,9 @@ from tradeforge_anyio.sim.engine import (
     UserEventKind,
 )
 from tradeforge_proto.core.enums import OrderSide, OrderStatus, OrderType, PositionSide
+from tradeforge_proto.core.jsoncodec import dumps
 from tradeforge_proto.core.models import Account, Bracket, Contract, Fill, Order, Position
+from tradeforge_proto.providers.topstepx.wire import to_wire
 
 T0 = datetime(2025, 11, 24, 15, 0, tzinfo=UTC)
 NOW = T0.timestamp()
@@ -290,6 +295,47 @@ def test_market_order_walks_the_book(ex: Exchange) -> None:
     assert ex.order(PB, resting).status is FILLED
     position = ex.positions(PB)[0]
     assert position.size == 8
+
+
+def test_an_average_fill_price_that_does_not_terminate_is_reported_to_six_places(
+    ex: Exchange,
+) -> None:
+    quote(ex, "5000.00", "5000.25", ask_size=2)
+    order_id = ex.place(PB, MES, MARKET, BUY, 3, now=NOW + 2)
+    events = ex.drain_events()
+    order = ex.order(PB, order_id)
+    assert order.filled_price == D("5000.333333")  # (2 x 5000.25 + 5000.50) / 3
+    assert ex.positions(PB)[0].average_price == D("5000.333333")
+    for event in events:
+        dumps(to_wire(event.entity))  # every event can be pushed as JSON
+
+
+def test_sizes_prices_and_tags_past_their_bounds_are_refused_fast(ex: Exchange) -> None:
+    quote(ex, "5000.00", "5000.25")
+    for size in (MAX_ORDER_SIZE + 1, 2**31 - 1):
+        with pytest.raises(Rejection) as refused:
+            ex.place(PB, MES, MARKET, BUY, size, now=NOW + 2)
+        assert rejection(refused) == (2, "Invalid order size specified.", None)
+    for price in (MAX_PRICE, D("1E+28"), D("7.9E+28")):
+        with pytest.raises(Rejection) as refused:
+            ex.place(PB, MES, LIMIT, BUY, 1, limit_price=price, now=NOW + 2)
+        assert rejection(refused) == (2, "Invalid limit price specified.", None)
+        with pytest.raises(Rejection) as refused:
+            ex.place(PB, MES, TRAIL, SELL, 1, trail_price=price, now=NOW + 2)
+        assert refused.value.message is not None
+        assert "not aligned" in refused.value.message
+    with pytest.raises(Rejection) as refused:
+        ex.place(PB, MES, MARKET, BUY, 1, custom_tag="t" * (MAX_CUSTOM_TAG + 1), now=NOW + 2)
+    assert rejection(refused) == (2, "Custom tag is too long.", None)
+    resting = ex.place(PB, MES, LIMIT, BUY, 1, limit_price=D("4000"), now=NOW + 3)
+    with pytest.raises(Rejection) as refused:
+        ex.modify(PB, resting, size=MAX_ORDER_SIZE + 1, now=NOW + 4)
+    assert rejection(refused) == (3, "Invalid order size specified.", None)
+    with pytest.raises(Rejection) as refused:
+        ex.modify(PB, resting, limit_price=D("1E+28"), now=NOW + 4)
+    assert rejection(refused) == (3, "Invalid limit price specified.", None)
+    ex.place(PB, MES, MARKET, BUY, MAX_ORDER_SIZE, now=NOW + 5)  # the bound itself is allowed
+    assert ex.positions(PB)[0].size == MAX_ORDER_SIZE
 
 
 def test_market_sell_walks_down(ex: Exchange) -> None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -751,3 +752,19 @@ def test_long_coarse_requests_are_consistent() -> None:
         check_bars(bars)
     check_bars(days, ZB)
     assert len(hours) == len(fives) == 1500
+
+
+def test_an_expired_contract_is_listed_without_quotes_and_with_empty_history() -> None:
+    expired = Contract("CON.F.US.EP.U25", "ESU5", "E-mini", ES.tick_size, ES.tick_value, False)
+    m = market(expired=[expired])
+    m.advance(T0)
+    assert m.quotes(ES.id)
+    assert not m.quotes(expired.id)
+    assert not m.quotes("CON.F.US.NOPE.Z25")
+    assert m.contracts == CONTRACTS  # the expired one is not quoted
+    for unit in (BarUnit.TICK, BarUnit.MINUTE, BarUnit.HOUR, BarUnit.MONTH):
+        assert history(m, unit, contract=expired) == []
+    with pytest.raises(ValueError, match="unit_number"):
+        history(m, BarUnit.MINUTE, 0, contract=expired)  # the arguments are still checked
+    with pytest.raises(KeyError):
+        history(m, BarUnit.MINUTE, contract=attrs.evolve(expired, id="CON.F.US.NOPE.Z25"))

@@ -18,6 +18,7 @@ from tradeforge_proto.core import (
     DepthReceived,
     FillReceived,
     OrderBook,
+    OrderQuery,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -139,9 +140,7 @@ async def test_order_lifecycle_and_error_paths():
         await rest.aclose()
 
 
-def topstepx_query():
-    from tradeforge_proto.core import OrderQuery
-
+def topstepx_query() -> OrderQuery:
     return OrderQuery(ACCOUNT, include_total_count=True)
 
 
@@ -202,6 +201,7 @@ async def test_history_budget_answers_429_with_retry_after():
         await rest.run(op)
         with pytest.raises(RateLimited) as limited:
             await rest.run(op)
+        assert limited.value.retry_after is not None
         assert 1 <= limited.value.retry_after <= 30
         assert await rest.run(topstepx.search_accounts())  # the general budget is separate
         await rest.aclose()
@@ -235,10 +235,14 @@ async def test_fill_reaches_the_user_hub_in_the_gateway_order():
                 "PositionUpdated",
                 "AccountUpdated",
             ]
-            assert user_events[0].order.status is OrderStatus.PENDING
-            assert user_events[2].order.status is OrderStatus.FILLED
-            assert user_events[2].order.id == order_id
-            assert user_events[3].position.size == 1
+            pending, _, filled, position = user_events[:4]
+            assert isinstance(pending, OrderUpdated)
+            assert isinstance(filled, OrderUpdated)
+            assert isinstance(position, PositionUpdated)
+            assert pending.order.status is OrderStatus.PENDING
+            assert filled.order.status is OrderStatus.FILLED
+            assert filled.order.id == order_id
+            assert position.position.size == 1
             tg.cancel_scope.cancel()
         await rest.aclose()
 
@@ -324,6 +328,7 @@ async def test_fault_hub_close_with_and_without_reconnect():
             await hub.wait_for(lambda e: isinstance(e, QuoteUpdated))
             sim.faults.hub_close = ("maintenance", True)
             (first,) = await hub.wait_for(lambda e: isinstance(e, Disconnected))
+            assert isinstance(first, Disconnected)
             assert "maintenance" in first.reason
             await hub.wait_for(lambda e: isinstance(e, Connected) and e.attempt == 1, timeout=10)
             assert hub.token_fetches == 1  # allowed to reconnect: the token was kept
@@ -345,6 +350,7 @@ async def test_fault_malformed_frame_reconnects_without_crashing():
             await hub.wait_for(lambda e: isinstance(e, QuoteUpdated))
             sim.faults.malformed_frames = 1
             (lost,) = await hub.wait_for(lambda e: isinstance(e, Disconnected))
+            assert isinstance(lost, Disconnected)
             assert "protocol error" in lost.reason
             await hub.wait_for(lambda e: isinstance(e, Connected) and e.attempt == 1, timeout=10)
             tg.cancel_scope.cancel()
@@ -366,6 +372,7 @@ async def test_fault_silent_server_is_detected():
             await hub.wait_for(lambda e: isinstance(e, QuoteUpdated))
             sim.faults.silent = True
             (lost,) = await hub.wait_for(lambda e: isinstance(e, Disconnected))
+            assert isinstance(lost, Disconnected)
             assert "no data from the server" in lost.reason
             sim.faults.silent = False
             await hub.wait_for(lambda e: isinstance(e, Connected) and e.attempt >= 1, timeout=10)
@@ -392,7 +399,7 @@ async def test_fault_refused_and_delayed_connections():
 
 
 async def test_hub_refuses_bad_tokens_and_unknown_hubs():
-    from tradeforge_proto.websocket import Rejected, WebSocketClient
+    from tradeforge_proto.websocket import Rejected, WebSocketClient, WsEvent
 
     async with SimServer() as sim:
         for target, status in (
@@ -402,7 +409,7 @@ async def test_hub_refuses_bad_tokens_and_unknown_hubs():
             stream = await anyio.connect_tcp("127.0.0.1", sim.port)
             client = WebSocketClient(f"127.0.0.1:{sim.port}", target)
             await stream.send(client.data_to_send())
-            events = []
+            events: list[WsEvent] = []
             while not events:
                 events = client.receive_data(await stream.receive())
             assert isinstance(events[0], Rejected)

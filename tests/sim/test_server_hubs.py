@@ -84,6 +84,7 @@ async def test_a_hub_kept_down_drops_its_connections_and_refuses_upgrades_until_
 
             sim.faults.hubs_down.add("market")
             (lost,) = await market.wait_for(lambda e: isinstance(e, Disconnected), timeout=10)
+            assert isinstance(lost, Disconnected)
             assert "server closed the hub" not in lost.reason  # a drop, not a SignalR Close
             rejected = await upgrade(sim, "/hubs/market", token)
             assert isinstance(rejected, Rejected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 import pytest
@@ -24,11 +25,11 @@ from tradeforge_proto.core import (
     QuoteUpdated,
     Subscription,
 )
-from tradeforge_proto.core.operations import HttpRequest
+from tradeforge_proto.core.operations import HttpRequest, Operation
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
-from tradeforge_proto.websocket import Accepted, WebSocketClient
+from tradeforge_proto.websocket import Accepted, WebSocketClient, WsEvent
 
 from .netclient import Hub, Rest
 
@@ -41,7 +42,7 @@ def anyio_backend():
     return "asyncio"
 
 
-AUTHENTICATED = [
+AUTHENTICATED: list[Operation[Any]] = [
     topstepx.validate(),
     topstepx.logout(),
     topstepx.search_accounts(),
@@ -133,7 +134,7 @@ async def test_hub_accepts_the_token_in_an_authorization_header():
             f"127.0.0.1:{sim.port}", "/hubs/user", headers=(("Authorization", f"Bearer {token}"),)
         )
         await stream.send(client.data_to_send())
-        events: list[object] = []
+        events: list[WsEvent] = []
         while not events:
             events = client.receive_data(await stream.receive())
         assert isinstance(events[0], Accepted)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.simulation import HubSession, SimConfig, Simulation
+from tradeforge_anyio.sim.simulation import ClientBudgets, HubSession, SimConfig, Simulation
 from tradeforge_proto.core import DepthReceived, OrderBook
 from tradeforge_proto.core.jsoncodec import dumps, loads
-from tradeforge_proto.core.operations import HttpRequest
+from tradeforge_proto.core.operations import HttpRequest, RateBucket
+from tradeforge_proto.limits import RateBudget
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.signalr import Invocation, decode
 
@@ -19,11 +24,12 @@ def login(sim: Simulation, now: float) -> str:
     return str(loads(response.body)["token"])
 
 
-def post(sim: Simulation, token: str, path: str, body: object, now: float) -> dict:
+def post(sim: Simulation, token: str, path: str, body: object, now: float) -> dict[str, Any]:
     headers = (("Authorization", f"Bearer {token}"),)
     response = sim.handle_rest(HttpRequest("POST", path, headers, dumps(body)), now)
     assert response.status == 200, response.body
-    return loads(response.body)
+    data: dict[str, Any] = loads(response.body)
+    return data
 
 
 def session_stream(seed: int) -> list[str]:
@@ -131,8 +137,39 @@ def test_hub_invocations_are_checked():
     assert not user.subscriptions
     market = sim.open_hub("/hubs/market", token, T0)
     assert isinstance(market, HubSession)
-    assert sim.invoke(market, "SubscribeContractQuotes", ("CON.F.US.NOPE.Z25",), T0).startswith(
-        "SubscribeContractQuotes: unknown contract"
-    )
+    unknown = sim.invoke(market, "SubscribeContractQuotes", ("CON.F.US.NOPE.Z25",), T0)
+    assert unknown is not None
+    assert unknown.startswith("SubscribeContractQuotes: unknown contract")
     sim.close_hub(user)
     assert [s.id for s in sim.sessions] == [market.id]
+
+
+def test_client_budgets_are_kept_for_the_most_recent_clients_only() -> None:
+    budgets = ClientBudgets(SimConfig().budgets, capacity=2)
+    first = budgets.of(None, "10.0.0.1")
+    assert budgets.of("token-a", "10.0.0.1") is not first  # a logged-in client has its own
+    assert budgets.of(None, "10.0.0.1") is first  # and is now the most recent
+    budgets.of(None, "10.0.0.2")  # a third client: the least recent (token-a) makes room
+    assert len(budgets) == 2
+    assert budgets.of(None, "10.0.0.1") is first
+    assert len(budgets) == 2
+    with pytest.raises(ValueError, match="capacity"):
+        ClientBudgets(SimConfig().budgets, capacity=0)
+
+
+def test_logins_count_against_the_address_whatever_bearer_string_they_carry() -> None:
+    config = SimConfig(budgets={RateBucket.GENERAL: RateBudget(3, 60)})
+    sim = Simulation(config, now=T0)
+    body = dumps({"userName": DEFAULT_USERNAME, "apiKey": "wrong"})
+    statuses = [
+        sim.handle_rest(
+            HttpRequest("POST", "/api/Auth/loginKey", (("Authorization", f"Bearer {n}"),), body),
+            T0,
+            peer="127.0.0.1",
+        ).status
+        for n in range(5)
+    ]
+    assert statuses == [200, 200, 200, 429, 429]
+    other = HttpRequest("POST", "/api/Auth/loginKey", (), body)
+    assert sim.handle_rest(other, T0, peer="127.0.0.2").status == 200
+    assert len(sim.budgets) == 2

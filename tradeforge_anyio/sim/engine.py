@@ -39,6 +39,9 @@ __all__ = [
     "FIRST_FILL_ID",
     "FIRST_ORDER_ID",
     "FIRST_POSITION_ID",
+    "MAX_CUSTOM_TAG",
+    "MAX_ORDER_SIZE",
+    "MAX_PRICE",
     "MAX_TRAIL_TICKS",
     "MIN_STOP_LOSS_TICKS",
     "POSITION_BRACKETS_MESSAGE",
@@ -53,6 +56,9 @@ FIRST_ORDER_ID: Final = 2_934_000_000
 FIRST_FILL_ID: Final = 2_555_000_000
 FIRST_POSITION_ID: Final = 412_000_000
 MAX_TRAIL_TICKS: Final = 1000
+MAX_PRICE: Final = Decimal(10) ** 9  # prices at or past it are refused as invalid
+MAX_ORDER_SIZE: Final = 1000  # contracts in one order; a market order walks a level per fill
+MAX_CUSTOM_TAG: Final = 1024  # characters; a longer tag is refused
 MIN_STOP_LOSS_TICKS: Final = 4
 POSITION_BRACKETS_MESSAGE: Final = (
     "Brackets cannot be used with Position Brackets. You must enable Auto OCO Brackets."
@@ -158,13 +164,16 @@ def _cents(value: Fraction) -> Decimal:
 
 
 def _aligned(price: Decimal, tick: Decimal) -> bool:
-    return price.is_finite() and _ARITHMETIC.remainder(price, tick) == 0
+    """True for a whole number of ticks; False too for a price too large to divide exactly."""
+    if not price.is_finite() or abs(price) >= MAX_PRICE:
+        return False
+    return _ARITHMETIC.remainder(price, tick) == 0
 
 
 def _checked_price(value: Decimal | None, tick: Decimal, kind: str, code: int) -> Decimal:
     if value is None:
         raise Rejection(code, f"{kind.capitalize()} price not set.")
-    if not value.is_finite() or value <= 0:
+    if not value.is_finite() or not 0 < value < MAX_PRICE:
         raise Rejection(code, f"Invalid {kind} price specified.")
     if not _aligned(value, tick):
         raise Rejection(code, f"Invalid {kind} price. Price is not aligned to tick size.")
@@ -300,7 +309,7 @@ class _SimOrder:
         contract = self.spec.contract
         filled = None
         if self.fill_volume:
-            filled = _ARITHMETIC.divide(self.notional, Decimal(self.fill_volume))
+            filled = _average(Fraction(self.notional) / self.fill_volume)
         trail = None if self.trail_ticks is None else contract.tick_size * self.trail_ticks
         return Order(
             id=self.id,
@@ -460,7 +469,7 @@ class Exchange:
             raise Rejection(codes.ContractNotFound, "Contract not found.")
         if not spec.contract.active:
             raise Rejection(codes.ContractNotActive, "Contract is not active.")
-        if size <= 0:
+        if not 0 < size <= MAX_ORDER_SIZE:
             raise Rejection(codes.OrderRejected, "Invalid order size specified.")
         if type not in _PLACEABLE:
             raise Rejection(codes.OrderRejected, "Invalid order type specified.")
@@ -475,6 +484,8 @@ class Exchange:
             stop_price=stop_price,
             trail_price=trail_price,
         )
+        if custom_tag is not None and len(custom_tag) > MAX_CUSTOM_TAG:
+            raise Rejection(codes.OrderRejected, "Custom tag is too long.")
         if custom_tag is not None and custom_tag in self._tags[account_id]:
             raise Rejection(
                 codes.OrderRejected, f"Custom tag '{custom_tag}' is already in use on this account."
@@ -533,7 +544,7 @@ class Exchange:
         order = self._working_order(account_id, order_id, codes.OrderNotFound)
         if not account.can_trade:
             raise Rejection(codes.AccountRejected, _NOT_TRADING)
-        if size is not None and size <= order.fill_volume:
+        if size is not None and not order.fill_volume < size <= MAX_ORDER_SIZE:
             raise Rejection(codes.Rejected, "Invalid order size specified.")
         tick = order.spec.contract.tick_size
         price, ticks = order.price, order.trail_ticks

@@ -430,6 +430,9 @@ class SyntheticMarket:
     sent together, so after every ``advance`` the last quote, the book and ``touch`` agree. Other
     slots refresh depth sizes or resend the quote. The market starts at the first time it is
     given (``advance`` or a snapshot); the trading session rolls over at 00:00 UTC.
+
+    ``expired`` contracts are listed but no longer trade: they have no quotes, and their bar
+    history is empty.
     """
 
     def __init__(
@@ -440,6 +443,7 @@ class SyntheticMarket:
         base_prices: Mapping[str, Decimal],
         rate: float = 20.0,
         depth_levels: int = 10,
+        expired: Sequence[Contract] = (),
     ) -> None:
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a positive number of updates per second, got {rate}")
@@ -467,6 +471,7 @@ class SyntheticMarket:
                 book_key=_key64(seed, cid, "book"),
                 volume_key=_key64(seed, cid, "volume"),
             )
+        self._expired = frozenset(contract.id for contract in expired) - self._feeds.keys()
         self._states: dict[str, _State] = {}
         self._clock: float | None = None
 
@@ -474,6 +479,10 @@ class SyntheticMarket:
     def contracts(self) -> tuple[Contract, ...]:
         """The contracts this market quotes, in the order given."""
         return tuple(feed.contract for feed in self._feeds.values())
+
+    def quotes(self, contract_id: str) -> bool:
+        """True when ``contract_id`` trades here (False for an expired or unknown contract)."""
+        return contract_id in self._feeds
 
     @property
     def clock(self) -> float | None:
@@ -750,9 +759,9 @@ class SyntheticMarket:
         1st for months). Tick bars group ``unit_number`` trades of the tape (``TAPE_RATE`` trades
         a second at the path price, counted from the epoch) and start at their first trade. The
         bar holding ``now`` comes only with ``include_partial_bar``, closing at the price at
-        ``now`` (a tick bar at its last trade by then).
+        ``now`` (a tick bar at its last trade by then). An expired contract has no bars; an
+        unknown one raises ``KeyError``.
         """
-        feed = self._feeds[contract_id]
         unit = BarUnit.parse(unit)
         if not unit.is_known or unit is BarUnit.UNSPECIFIED:
             raise ValueError(f"bar unit {unit.name} cannot be requested")
@@ -760,6 +769,9 @@ class SyntheticMarket:
             raise ValueError(f"unit_number must be at least 1, got {unit_number}")
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        if contract_id in self._expired:
+            return []
+        feed = self._feeds[contract_id]
         limit = min(limit, MAX_BARS)
         first, top = _utc_seconds(start, "start"), _utc_seconds(end, "end")
         top = min(top, _finite(now, "now"))

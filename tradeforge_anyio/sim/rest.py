@@ -1,8 +1,9 @@
 """The simulator's REST side: every gateway endpoint, as pure request -> response functions.
 
 Requests are validated the way ASP.NET model binding does (HTTP 400 with an ``errors``
-dictionary), business failures answer HTTP 200 with the endpoint's own ``errorCode``, missing or
-expired tokens answer 401 and a token over its budget 429. Paths match case-insensitively.
+dictionary; numbers must fit their .NET type), business failures answer HTTP 200 with the
+endpoint's own ``errorCode``, missing or expired tokens answer 401, a client over its budget 429,
+and a failure of the simulator itself 500 (``internal_error``). Paths match case-insensitively.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
 JSON: Final = (("content-type", "application/json; charset=utf-8"),)
 MAX_BARS: Final = 20_000
 MAX_PAGE: Final = 100
+INTERNAL_ERROR_CODE: Final = 500
+INT32: Final = range(-(2**31), 2**31)
+INT64: Final = range(-(2**63), 2**63)
+DECIMAL_MAX: Final = Decimal(2**96 - 1)  # the largest System.Decimal
 Body = dict[str, Any]
 
 
@@ -44,6 +49,20 @@ def envelope(
     """HTTP 200 with the gateway's envelope."""
     body = {**(payload or {}), "success": code == 0, "errorCode": code, "errorMessage": message}
     return HttpResponse(200, JSON, dumps(body))
+
+
+def internal_error() -> HttpResponse:
+    """HTTP 500 with the envelope, for a request the simulator failed to handle.
+
+    Its ``errorCode`` is ``INTERNAL_ERROR_CODE`` (500, like the status): no endpoint's own enum
+    goes past 10, so a client never reads it as one of the endpoint's business failures.
+    """
+    body = {
+        "success": False,
+        "errorCode": INTERNAL_ERROR_CODE,
+        "errorMessage": "An unexpected error occurred.",
+    }
+    return HttpResponse(500, JSON, dumps(body))
 
 
 def problem(status: int, errors: Mapping[str, list[str]], title: str) -> HttpResponse:
@@ -84,7 +103,15 @@ def _field(body: Body, name: str, kind: str, *, required: bool) -> Any:
 
 
 def _int(value: Any) -> int:
-    if type(value) is not int:
+    """A System.Int32."""
+    if type(value) is not int or value not in INT32:
+        raise ValueError(value)
+    return value
+
+
+def _long(value: Any) -> int:
+    """A System.Int64."""
+    if type(value) is not int or value not in INT64:
         raise ValueError(value)
     return value
 
@@ -102,9 +129,13 @@ def _str(value: Any) -> str:
 
 
 def _decimal(value: Any) -> Decimal:
+    """A System.Decimal: a JSON number within its range (a float through its shortest repr)."""
     if type(value) not in (int, float):
         raise ValueError(value)
-    return Decimal(repr(value)) if type(value) is float else Decimal(value)
+    number = Decimal(repr(value)) if type(value) is float else Decimal(value)
+    if not number.is_finite() or abs(number) > DECIMAL_MAX:
+        raise ValueError(value)
+    return number
 
 
 def _time(value: Any) -> datetime:
@@ -125,6 +156,7 @@ def _int_list(value: Any) -> list[int]:
 
 _READERS: Final[dict[str, Callable[[Any], Any]]] = {
     "int": _int,
+    "long": _long,
     "bool": _bool,
     "str": _str,
     "decimal": _decimal,
@@ -134,6 +166,7 @@ _READERS: Final[dict[str, Callable[[Any], Any]]] = {
 }
 _NET_TYPES: Final = {
     "int": "System.Int32",
+    "long": "System.Int64",
     "bool": "System.Boolean",
     "str": "System.String",
     "decimal": "System.Decimal",
@@ -266,7 +299,7 @@ def search_open_orders(sim: Simulation, body: Body, _: str, now: float) -> HttpR
 
 def order_by_id(sim: Simulation, body: Body, _: str, now: float) -> HttpResponse:
     account = _account(body)
-    order_id = _field(body, "orderId", "int", required=True)
+    order_id = _field(body, "orderId", "long", required=True)
     return _rejecting(lambda: {"order": to_wire(sim.exchange.order(account, order_id))})
 
 
@@ -359,13 +392,13 @@ def place_order(sim: Simulation, body: Body, _: str, now: float) -> HttpResponse
 
 def cancel_order(sim: Simulation, body: Body, _: str, now: float) -> HttpResponse:
     account = _account(body)
-    order_id = _field(body, "orderId", "int", required=True)
+    order_id = _field(body, "orderId", "long", required=True)
     return _rejecting(lambda: sim.exchange.cancel(account, order_id, now=now))
 
 
 def modify_order(sim: Simulation, body: Body, _: str, now: float) -> HttpResponse:
     account = _account(body)
-    order_id = _field(body, "orderId", "int", required=True)
+    order_id = _field(body, "orderId", "long", required=True)
     size = _field(body, "size", "int", required=False)
     limit_price = _field(body, "limitPrice", "decimal", required=False)
     stop_price = _field(body, "stopPrice", "decimal", required=False)

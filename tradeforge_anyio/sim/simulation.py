@@ -7,7 +7,8 @@ a ``Simulation`` directly with a scripted clock and get the same event stream fo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -18,7 +19,7 @@ from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBuck
 from tradeforge_proto.limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from tradeforge_proto.providers.topstepx.wire import to_wire
 
-from .auth import DEFAULT_API_KEY, DEFAULT_USERNAME, TokenBook, bearer
+from .auth import DEFAULT_API_KEY, DEFAULT_USERNAME, MAX_TOKENS, TokenBook, bearer
 from .contracts import default_catalogue
 from .engine import Exchange, SimAccount, UserEvent, UserEventKind
 from .market import QuoteChange, SyntheticMarket, TradePrints
@@ -26,6 +27,7 @@ from .rest import NO_BODY, ROUTES, BadRequest, now_utc, parse_body, plain, probl
 
 USER_HUB: Final = "user"
 MARKET_HUB: Final = "market"
+MAX_CLIENTS: Final = 4096  # clients whose rate budget is remembered at once
 Push = str  # one encoded SignalR invocation record, RS included
 
 
@@ -56,6 +58,8 @@ class SimConfig:
     token_lifetime: float = 24 * 3600.0
     budgets: dict[RateBucket, RateBudget] = attrs.field(factory=lambda: dict(DEFAULT_BUDGETS))
     accounts: tuple[SimAccount, ...] = attrs.field(factory=default_accounts)
+    max_tokens: int = MAX_TOKENS  # tokens kept at once; the oldest makes room past it
+    max_clients: int = MAX_CLIENTS  # rate budgets kept at once; the least recently used go
 
 
 # hub method (lower case) -> (hub, channel, takes an argument)
@@ -74,6 +78,37 @@ _USER_CHANNEL: Final = {
     UserEventKind.POSITION: "positions",
     UserEventKind.TRADE: "trades",
 }
+
+
+class ClientBudgets:
+    """One rate limiter per client, at most ``capacity`` of them (the least recently used go).
+
+    A client is its token once logged in, else its address: a request with a made-up bearer
+    string draws from the budget of the address it came from.
+    """
+
+    def __init__(self, budgets: Mapping[RateBucket, RateBudget], capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._budgets = dict(budgets)
+        self._capacity = capacity
+        self._limiters: OrderedDict[tuple[str, str], RateLimiter] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many clients have a budget now."""
+        return len(self._limiters)
+
+    def of(self, token: str | None, peer: str) -> RateLimiter:
+        """The limiter of a client: its valid ``token``, or its address ``peer`` without one."""
+        key = ("token", token) if token else ("peer", peer)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = RateLimiter(self._budgets)
+            if len(self._limiters) > self._capacity:
+                self._limiters.popitem(last=False)
+        else:
+            self._limiters.move_to_end(key)
+        return limiter
 
 
 @attrs.define
@@ -105,12 +140,14 @@ class Simulation:
             seed=self.config.seed,
             base_prices={spec.contract.id: spec.base_price for spec in active},
             rate=self.config.rate,
+            expired=[spec.contract for spec in catalogue if not spec.contract.active],
         )
         self.tokens = TokenBook(
             secret=f"tradeforge-sim-{self.config.seed}".encode(),
             lifetime=self.config.token_lifetime,
+            max_tokens=self.config.max_tokens,
         )
-        self._limiters: dict[str, RateLimiter] = {}
+        self.budgets = ClientBudgets(self.config.budgets, self.config.max_clients)
         self._sessions: dict[int, HubSession] = {}
         self._next_session = 1
         self.market.advance(now)
@@ -124,8 +161,8 @@ class Simulation:
         """True for the configured username (case-insensitive) and API key."""
         return username.lower() == self.config.username.lower() and api_key == self.config.api_key
 
-    def handle_rest(self, request: HttpRequest, now: float) -> HttpResponse:
-        """The gateway's answer to one REST request."""
+    def handle_rest(self, request: HttpRequest, now: float, *, peer: str = "") -> HttpResponse:
+        """The gateway's answer to one REST request from the client at address ``peer``."""
         path = request.path.partition("?")[0].lower()
         if path == "/api/status/ping":
             return plain(200, "pong")
@@ -139,7 +176,7 @@ class Simulation:
         user = self.tokens.check(token, now)
         if needs_token and user is None:
             return plain(401)
-        limiter = self._limiters.setdefault(token or "", RateLimiter(self.config.budgets))
+        limiter = self.budgets.of(token if user is not None else None, peer)
         wait = limiter.delay(bucket, now)
         if wait > 0:
             return HttpResponse(
@@ -196,6 +233,8 @@ class Simulation:
                 return f"{target}: invalid argument {key!r}"
             if session.hub == MARKET_HUB and self.exchange.contract(key) is None:
                 return f"{target}: unknown contract {key}"
+            if session.hub == MARKET_HUB and not self.market.quotes(key):
+                return f"{target}: contract {key} is not trading"
         else:
             key = None
         if verb == "unsubscribe":
