@@ -7,12 +7,24 @@ from typing import Final
 
 import attrs
 
+from .core.enums import BarUnit
 from .core.errors import BarsCapExceeded, LocalProtocolError
 from .core.models import Bar, BarRequest
 
 PAGE_LIMIT: Final = 20_000
 MAX_BARS: Final = 100_000
 """Bars one call may gather in all, across pages, unless a caller sets another cap."""
+SPARSE_FACTOR: Final = 4
+"""A window longer than this many times the cap in bar lengths is refused before any request:
+even a market that trades a quarter of the time would fill it past the cap."""
+_SHORTEST_SECONDS: Final[dict[BarUnit, int]] = {
+    BarUnit.SECOND: 1,
+    BarUnit.MINUTE: 60,
+    BarUnit.HOUR: 3600,
+    BarUnit.DAY: 86_400,
+    BarUnit.WEEK: 7 * 86_400,
+    BarUnit.MONTH: 28 * 86_400,
+}
 
 
 class BarPager:
@@ -20,7 +32,8 @@ class BarPager:
 
     The gateway answers the most recent bars of a window, so each next page ends just before
     the oldest bar received so far. Without a ``limit``, a window holding more than ``max_bars``
-    fails with BarsCapExceeded once one bar past the cap has arrived, so the work stays bounded.
+    fails with BarsCapExceeded once one bar past the cap has arrived, and one spanning more than
+    ``SPARSE_FACTOR`` times the cap in bar lengths before any request, so the work stays bounded.
     """
 
     def __init__(
@@ -37,6 +50,9 @@ class BarPager:
             raise LocalProtocolError(f"limit must be positive, got {limit}")
         if limit is not None and limit > max_bars:
             raise BarsCapExceeded(max_bars, f"limit {limit} is above")
+        spans = _spans(request)
+        if limit is None and spans is not None and spans > max_bars * SPARSE_FACTOR:
+            raise BarsCapExceeded(max_bars, f"the window spans {spans:,} bars, far above")
         self._request = request
         self._wanted = limit
         self._cap = max_bars
@@ -82,3 +98,11 @@ class BarPager:
         if self._wanted is not None:
             ordered = ordered[-self._wanted :]
         return ordered
+
+
+def _spans(request: BarRequest) -> int | None:
+    """How many bar lengths the window spans (None for tick bars, which have no length)."""
+    seconds = _SHORTEST_SECONDS.get(request.unit)
+    if seconds is None:
+        return None
+    return int((request.end - request.start).total_seconds()) // (seconds * request.unit_number)

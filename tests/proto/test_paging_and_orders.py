@@ -98,7 +98,7 @@ def test_symbols_resolve_to_the_active_contract():
 
 
 def test_pager_refuses_past_its_cap_after_one_bar_over_it():
-    request = BarRequest("C", BarUnit.MINUTE, 1, T0 - timedelta(days=30), T0)
+    request = BarRequest("C", BarUnit.MINUTE, 1, T0 - timedelta(minutes=60), T0)
     with pytest.raises(LocalProtocolError, match="max_bars must be positive"):
         BarPager(request, max_bars=0)
     with pytest.raises(BarsCapExceeded, match="limit 30 is above the cap of 25 bars"):
@@ -116,3 +116,16 @@ def test_pager_refuses_past_its_cap_after_one_bar_over_it():
     assert capped.value.cap == 25
     assert asked == [10, 10, 6]  # 26 bars in all: one past the cap, never a fourth page
     assert pager.next_request() is None
+
+
+def test_a_window_far_longer_than_the_cap_is_refused_before_any_request():
+    year = BarRequest("C", BarUnit.SECOND, 1, T0 - timedelta(days=365), T0)
+    with pytest.raises(BarsCapExceeded, match="the window spans 31,536,000 bars"):
+        BarPager(year)
+    assert BarPager(year, limit=500).next_request() is not None  # the newest 500 are fine
+    quarter = BarRequest("C", BarUnit.MINUTE, 1, T0 - timedelta(days=91), T0)
+    assert BarPager(quarter).next_request() is not None  # 131,040 minutes may hold < 100,000
+    months = BarRequest("C", BarUnit.MONTH, 1, T0 - timedelta(days=3650), T0)
+    assert BarPager(months, max_bars=40).next_request() is not None  # 130 short months
+    ticks = BarRequest("C", BarUnit.TICK, 1, T0 - timedelta(days=3650), T0)
+    assert BarPager(ticks, max_bars=10).next_request() is not None  # ticks have no length
