@@ -302,7 +302,7 @@ class Call(Generic[T]):
         elif self._operation.retryable:
             self._retry_operation(error, now, None)
         elif request_sent:
-            self._fail(self._uncertain(flight, error))
+            self._fail(self._uncertain(flight, error, now))
         else:
             self._fail(error)  # it never left: certainly not executed
 
@@ -320,7 +320,7 @@ class Call(Generic[T]):
             and request_sent
             and not self._operation.retryable
         )
-        error = self._uncertain(flight, cause) if uncertain and flight else cause
+        error = self._uncertain(flight, cause, now) if uncertain and flight else cause
         self._fail(error)
         return error
 
@@ -440,10 +440,10 @@ class Call(Generic[T]):
             if operation.retryable:
                 self._retry_operation(error, now, None)
             else:
-                self._fail(self._uncertain(flight, error))
+                self._fail(self._uncertain(flight, error, now))
         except RemoteProtocolError as error:
             # An answer that cannot be read says nothing about whether a write happened.
-            self._fail(error if operation.retryable else self._uncertain(flight, error))
+            self._fail(error if operation.retryable else self._uncertain(flight, error, now))
         except Exception as error:  # any other refusal
             self._fail(error)
         else:
@@ -465,7 +465,7 @@ class Call(Generic[T]):
         else:
             self._fail(error)
 
-    def _uncertain(self, flight: _InFlight, cause: BaseException) -> OrderUncertain:
+    def _uncertain(self, flight: _InFlight, cause: BaseException, now: float) -> OrderUncertain:
         """The error for a write whose outcome is unknown, with what reconciling needs."""
         context = self._operation.context
         return OrderUncertain(
@@ -479,6 +479,7 @@ class Call(Generic[T]):
             order_id=_as_int_or_none(context.get("order_id")),
             size=_as_int_or_none(context.get("size")),
             request=context.get("request"),
+            given_up_at=_utc(now),
         )
 
     def __repr__(self) -> str:

@@ -1,8 +1,10 @@
 """Finding out what an uncertain change did, without ever guessing "no" too early.
 
 A request whose answer was lost may still be executed by the server after the client gave up.
-So "not applied" is only said once the request can no longer land: after its send time plus the
-server's processing window, judged by a lookup that *started* after that moment. Until then a
+So "not applied" is only said once the request can no longer land: the server's processing
+window after the client stopped waiting (``given_up_at``, else the send time), judged by a lookup
+that *started* after that moment. Without either time, or for a partial close (matched only by
+its order's shape), absence proves nothing and the verdict stays UNKNOWN. Until then a
 ``Reconciler`` asks for lookups at a steady pace (``wait=True``) or answers UNKNOWN at once.
 
 How each change is looked up:
@@ -13,8 +15,9 @@ How each change is looked up:
   not applied);
 - close: the account's open positions (none left on the contract: applied);
 - partial close: the market order the provider creates for it, on that contract, of that size,
-  without a custom tag, created from shortly before the send (``CLOSE_SLACK``). Another partial
-  close of the same size on the same contract within that slack cannot be told apart.
+  without a custom tag, created from shortly before the send (``CLOSE_SLACK``); seen: applied,
+  not seen: unknown. Another partial close of the same size there within that slack cannot be
+  told apart.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ MIN_WINDOW: Final = 5.0
 """Seconds: the least processing window, whatever the client's timeouts."""
 POLL_INTERVAL: Final = 0.5
 """Seconds between lookups while waiting for the window to pass."""
-TAG_SLACK: Final = timedelta(minutes=2)
+TAG_SLACK: Final = timedelta(minutes=15)
 """Clock difference allowed when searching by custom tag (a tag is unique, so wide is safe)."""
 CLOSE_SLACK: Final = timedelta(seconds=10)
 """Clock difference allowed when matching the order a partial close created (no tag: narrow)."""
@@ -111,8 +114,12 @@ class Reconciler:
         self._uncertain = uncertain
         self._wait = wait
         self._poll = poll_interval
-        self._sent = uncertain.sent_at.timestamp() if uncertain.sent_at is not None else now
-        self._deadline = self._sent + window
+        sent, gave_up = uncertain.sent_at, uncertain.given_up_at
+        # Without any known time nothing can be proved absent: the search centres on now.
+        self._provable = sent is not None or gave_up is not None
+        self._sent = sent.timestamp() if sent is not None else now
+        base = gave_up.timestamp() if gave_up is not None else self._sent
+        self._deadline = max(base, self._sent) + window
         self._give_up = self._deadline + window
         self._started = now
         self._next = now
@@ -175,6 +182,8 @@ class Reconciler:
             return self._decide(Outcome.NOT_APPLIED, final[1], final[0])
         seen = value if isinstance(value, Order) else None
         if self._started >= self._deadline:
+            if not self._provable or self._uncertain.change is Change.PARTIAL_CLOSE:
+                return self._decide(Outcome.UNKNOWN, self._unprovable(), seen)
             return self._decide(Outcome.NOT_APPLIED, self._not_seen(), seen)
         if not self._wait:
             return self._decide(Outcome.UNKNOWN, self._not_yet(), seen)
@@ -254,6 +263,11 @@ class Reconciler:
 
     def _not_seen(self) -> str:
         return f"not seen by a lookup started after the request could land ({self._when()})"
+
+    def _unprovable(self) -> str:
+        if not self._provable:
+            return "not seen, but with no known send time its absence proves nothing"
+        return "no matching close order was seen; a partial close cannot be proved absent"
 
     def _not_yet(self) -> str:
         return f"not seen yet; the request may still land until {self._when()}"

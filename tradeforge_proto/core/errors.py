@@ -158,7 +158,8 @@ class OrderUncertain(TradeForgeError):
 
     It carries what reconciling needs: what the request did (``change``), the account, the
     order's ``custom_tag`` and ``order_id`` where it has them, the contract, the size of a partial
-    close, the request itself and when it was sent. Never retry blindly: reconcile it.
+    close, the request itself, when it was sent and when the client stopped waiting for its
+    answer (``given_up_at``). Never retry blindly: reconcile it.
     """
 
     def __init__(
@@ -174,6 +175,7 @@ class OrderUncertain(TradeForgeError):
         order_id: int | None = None,
         size: int | None = None,
         request: object | None = None,
+        given_up_at: datetime | None = None,
     ) -> None:
         self.operation = operation
         self.account_id = account_id
@@ -185,6 +187,7 @@ class OrderUncertain(TradeForgeError):
         self.order_id = order_id
         self.size = size
         self.request = request
+        self.given_up_at = given_up_at
         reason = f": {cause}" if cause is not None else ""
         tag = f", custom_tag={custom_tag!r}" if custom_tag else ""
         order = f", order {order_id}" if order_id is not None else ""
