@@ -157,6 +157,42 @@ async def test_a_caller_going_away_cancels_its_upstream_work():
             assert client.calls == calls + 1  # the abandoned paging never resumed
 
 
+async def test_a_caller_going_away_does_not_cancel_a_change_in_flight():
+    clients: list[Watched] = []
+
+    def factory() -> Watched:
+        client = Watched.for_simulator(sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
+        clients.append(client)
+        return client
+
+    async with SimServer() as sim:
+        app = create_app(factory, token=TOKEN)
+        async with (
+            running(app) as (base, _),
+            httpx.AsyncClient(base_url=base, headers=AUTH, timeout=SAFETY) as http,
+        ):
+            mes = await mes_id(http)
+            (client,) = clients
+            client.started = anyio.Event()
+            sim.faults.rest_delay = 0.5  # the placement is still upstream when the caller leaves
+            placing = partial(http.post, "/orders", json=order(mes, custom_tag="stays"))
+            async with anyio.create_task_group() as group:
+                group.start_soon(placing)
+                with anyio.fail_after(SAFETY):
+                    await client.started.wait()
+                group.cancel_scope.cancel()  # the caller hangs up
+            sim.faults.rest_delay = 0
+            hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            since: dict[str, str | int] = {"account_id": ACCOUNT, "start": hour_ago}
+            with anyio.fail_after(SAFETY):  # it lands: the change ran to its end
+                while True:
+                    found = (await http.get("/orders", params=since)).json()["orders"]
+                    if [o["custom_tag"] for o in found] == ["stays"]:
+                        break
+                    await anyio.sleep(0.05)
+            assert not client.cancelled.is_set()
+
+
 # --- B: token first, bounded bodies ---
 
 
@@ -285,7 +321,7 @@ async def test_placing_answers_the_custom_tag_to_reconcile_by():
 
 
 async def test_idle_connections_neither_lock_callers_out_nor_stay_open():
-    limits = ServeLimits(header_timeout=3.0, max_connections=4)
+    limits = ServeLimits(header_timeout=8.0, max_connections=4)
     async with SimServer() as sim:
         app = create_app(simulator_client(sim), token=TOKEN)
         async with running(app, limits) as (base, server), AsyncExitStack() as stack:
@@ -298,11 +334,20 @@ async def test_idle_connections_neither_lock_callers_out_nor_stay_open():
                 while server.waiting_connections < 2 * limits.max_connections:
                     await anyio.sleep(0.02)
             await health_answers(base, TOKEN)  # more idle sockets than the limit, yet served
+            kept: list[httpx.AsyncClient] = []
+            for _ in range(2 * limits.max_connections):  # answered, then kept alive idle
+                client = await stack.enter_async_context(httpx.AsyncClient(timeout=SAFETY))
+                assert (await client.get(f"{base}/openapi.json")).status_code == 200
+                kept.append(client)
+            await health_answers(base, TOKEN)
+            for client in kept:
+                await client.aclose()
             with anyio.fail_after(SAFETY):
                 for stream in idle:
                     with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
                         await stream.receive()
-            assert server.waiting_connections == 0
+                while server.waiting_connections:  # the kept-alive ones are gone too
+                    await anyio.sleep(0.02)
             await health_answers(base, TOKEN)
 
 

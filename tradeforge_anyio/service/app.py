@@ -78,6 +78,8 @@ LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
 """Host names a request may carry by default: the loopback ones."""
 MAX_BODY: Final = 64 * 1024
 """Bytes of a request body by default."""
+BAR_CALLS: Final = 2
+"""Bar requests served at once; others wait their turn, so memory stays at two answers."""
 
 
 class _IdConvertor(Convertor[int]):
@@ -178,8 +180,22 @@ def _bearer_check(token: str) -> Callable[[HTTPAuthorizationCredentials | None],
     return check
 
 
+class _Gate:
+    """A semaphore made on first use, inside the running event loop."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._semaphore: anyio.Semaphore | None = None
+
+    def get(self) -> anyio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = anyio.Semaphore(self._size)
+        return self._semaphore
+
+
 def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
+    bar_calls = _Gate(BAR_CALLS)  # each may hold up to max_bars bars: bound the memory
     Client = Annotated[TradingClient, Depends(runtime.current)]
 
     @router.get("/health", tags=["service"])
@@ -252,18 +268,19 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
     ) -> BarList:
         """Bars in [start, end], oldest first; a window of more than the service's bar cap
         needs a ``limit`` (422 otherwise)."""
-        found = await client.get_bars(
-            contract_id,
-            BarUnit[unit],
-            unit_number,
-            start=start,
-            end=end,
-            limit=limit,
-            include_partial_bar=include_partial_bar,
-            live=live,
-            max_bars=max_bars,
-        )
-        return BarList(bars=[BarOut.model_validate(b) for b in found])
+        async with bar_calls.get():
+            found = await client.get_bars(
+                contract_id,
+                BarUnit[unit],
+                unit_number,
+                start=start,
+                end=end,
+                limit=limit,
+                include_partial_bar=include_partial_bar,
+                live=live,
+                max_bars=max_bars,
+            )
+            return BarList(bars=[BarOut.model_validate(b) for b in found])
 
     @router.get("/orders", tags=["orders"])
     async def search_orders(

@@ -3,8 +3,8 @@
 ``RequireToken`` answers 401 before routing, so a caller without the token never gets a body
 read or parsed. ``BodyGate`` answers 415 for a body that is not JSON on a write and 413 for a
 declared length over the cap (Starlette's ``RequestBodyLimitMiddleware`` counts streamed bodies).
-``CancelOnDisconnect`` cancels a request's handling when its caller goes away, so abandoned work
-(pages of bars, upstream calls) stops with it.
+``CancelOnDisconnect`` cancels a read's handling when its caller goes away, so abandoned work
+(pages of bars, upstream calls) stops with it; changes always run to their end.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
 
 UNAUTHORIZED: Final = "missing or invalid bearer token"
 WRITE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
 def token_matches(authorization: str | None, expected: bytes) -> bool:
@@ -153,7 +154,10 @@ class BodyGate:
 
 
 class CancelOnDisconnect:
-    """Runs each HTTP request in a cancel scope that ends when its client disconnects.
+    """Runs each read (GET, HEAD) in a cancel scope that ends when its client disconnects.
+
+    Changes run to their end whoever is listening: cancelling a placement in flight would only
+    turn a known outcome into an unknown one.
 
     A pump task is the only reader of the server's ``receive``: it passes the request's body on
     to the app and, once the body is complete, waits for ``http.disconnect``. Bodies are bounded
@@ -164,7 +168,7 @@ class CancelOnDisconnect:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in READ_METHODS:
             await self.app(scope, receive, send)
             return
         try:

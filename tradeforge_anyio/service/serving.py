@@ -4,7 +4,8 @@
 serve`` runs: bounded request heads, keep-alive and shutdown times, a concurrency cap, and two
 additions uvicorn lacks. A connection must complete each request head within ``header_timeout``
 seconds (uvicorn only times out idle keep-alive connections), and a connection counts toward
-``max_connections`` only once it has sent a request, so idle sockets cannot lock callers out.
+``max_connections`` only while a request is in progress on it, so idle sockets, new or kept
+alive, cannot lock callers out.
 Repeated log records, such as the accept error the event loop logs many times a second while
 descriptors are exhausted, are let through at most once a minute.
 """
@@ -108,8 +109,9 @@ def _repeats_limited() -> Iterator[None]:
 class HeadTimeoutProtocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline on each request head.
 
-    Until its first request head arrives a connection stays out of the server's connection set
-    (which ``limit_concurrency`` counts), in the class's ``waiting`` set instead.
+    Until a request head arrives, and again while it idles after an answer, a connection stays
+    out of the server's connection set (which ``limit_concurrency`` counts), in the class's
+    ``waiting`` set instead; uvicorn's keep-alive timer still closes an idle one.
     """
 
     header_timeout: ClassVar[float]
@@ -134,6 +136,14 @@ class HeadTimeoutProtocol(H11Protocol):
         else:
             self._disarm()
             self._engage()
+
+    def on_response_complete(self) -> None:
+        """Once answered, an idle kept-alive connection leaves the counted set again."""
+        super().on_response_complete()
+        idle = self.conn.their_state is h11.IDLE and self.conn.our_state is h11.IDLE
+        if idle and not self.transport.is_closing() and self in self.connections:
+            self.connections.discard(self)
+            self.waiting.add(self)
 
     def _engage(self) -> None:
         """Join the server's connection set once a request arrived (not after an upgrade)."""
