@@ -571,3 +571,16 @@ def test_a_decimal_is_written_exactly_or_refused(value: Decimal) -> None:
     except LocalProtocolError:
         return
     assert jsoncodec.to_decimal(jsoncodec.loads(data)[0]) == value
+
+
+def test_a_deeply_nested_value_is_described_briefly_not_recursed_into() -> None:
+    nested: list[object] = []
+    inner = nested
+    for _ in range(100_000):
+        deeper: list[object] = []
+        inner.append(deeper)
+        inner = deeper
+    for check in (bounds.size, bounds.identifier, bounds.price, bounds.text):
+        with pytest.raises(InvalidValue) as caught:
+            check(nested, "field")
+        assert len(str(caught.value)) < 120

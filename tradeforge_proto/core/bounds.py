@@ -9,6 +9,7 @@ freezes a process. Refusals are ``InvalidValue``: a ``LocalProtocolError`` that 
 from __future__ import annotations
 
 import re
+import reprlib
 from decimal import Context, Decimal
 from typing import Final
 
@@ -37,6 +38,16 @@ MAX_TAG: Final = 100
 MAX_TEXT: Final = 256
 """Characters in a search text or symbol."""
 
+
+def _short_repr() -> reprlib.Repr:
+    """A repr of bounded depth and length (keywords arrive only in Python 3.12)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 4, 4
+    short.maxstring = short.maxother = 37
+    return short
+
+
+_SHORT: Final = _short_repr()
 _EXACT: Final = Context(prec=MAX_PRICE_DIGITS + 4)
 _DECIMAL_TEXT: Final = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?|\.[0-9]+")
 _CONTRACT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -59,7 +70,7 @@ def _brief(value: object) -> str:
         return f"{value[:37]!r}... ({len(value)} characters)"
     if isinstance(value, Decimal) and len(value.as_tuple().digits) > 30:
         return f"a decimal of {len(value.as_tuple().digits)} digits"
-    text = repr(value)
+    text = _SHORT.repr(value)  # bounded depth and length: nested containers stay cheap
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
