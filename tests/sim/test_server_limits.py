@@ -128,6 +128,22 @@ async def test_an_expired_contract_the_simulator_lists_has_no_bars_and_no_quotes
         await rest.aclose()
 
 
+async def test_bars_asked_for_from_year_one_start_at_the_epoch():
+    async with SimServer() as sim:
+        rest = Rest(sim.api_url)
+        await rest.login(DEFAULT_USERNAME, DEFAULT_API_KEY)
+        mes = next(c for c in sim.simulation.exchange.contracts() if c.active and "MES" in c.id)
+        early = datetime(1, 1, 1, tzinfo=UTC)
+        for unit in (BarUnit.MONTH, BarUnit.WEEK, BarUnit.DAY):
+            bars = await rest.run(
+                topstepx.retrieve_bars(mes.id, unit, 1, start=early, end=datetime.now(UTC))
+            )
+            assert bars
+            assert min(bar.time for bar in bars) >= datetime(1970, 1, 1, tzinfo=UTC)
+        await rest.aclose()
+        await served(sim)
+
+
 # --- time limits -----------------------------------------------------------------------------
 
 

@@ -773,7 +773,8 @@ class SyntheticMarket:
             return []
         feed = self._feeds[contract_id]
         limit = min(limit, MAX_BARS)
-        first, top = _utc_seconds(start, "start"), _utc_seconds(end, "end")
+        # The synthetic history begins at the epoch: nothing earlier, whatever a caller asks.
+        first, top = max(_utc_seconds(start, "start"), 0.0), _utc_seconds(end, "end")
         top = min(top, _finite(now, "now"))
         if top < first:
             return []
