@@ -86,8 +86,8 @@ MAX_GROWTH = 20 * 1024 * 1024
 # grow, with the round trips a machine manages: a fixed allowance plus some per round trip.
 # Retaining each decoded event (200 B and up, over 10,000 of them after the warm-up) or a
 # connection's buffers at each reconnect would exceed this.
-CLIENT_GROWTH_ALLOWANCE = 512 * 1024
-CLIENT_GROWTH_PER_ROUND_TRIP = 2 * 1024
+CLIENT_GROWTH_ALLOWANCE = 1024 * 1024  # what is in flight at a snapshot: records, queued events
+CLIENT_GROWTH_PER_ROUND_TRIP = 5 * 1024 // 2  # the ledger's orders and fills, the test's id sets
 TRACE_FRAMES = 2  # enough to find the simulator's frame above the shared code it calls
 SIMULATOR = os.path.join("*", "tradeforge_anyio", "sim", "*")
 

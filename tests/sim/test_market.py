@@ -441,6 +441,19 @@ def test_partial_quotes_leave_out_unchanged_fields() -> None:
     assert all(q.keys() >= MANDATORY for q in quotes)
 
 
+LEVEL_TYPES = frozenset(
+    {
+        DepthType.BID,
+        DepthType.ASK,
+        DepthType.BEST_BID,
+        DepthType.BEST_ASK,
+        DepthType.NEW_BEST_BID,
+        DepthType.NEW_BEST_ASK,
+    }
+)
+EXTREME_TYPES = frozenset({DepthType.LOW, DepthType.HIGH})
+
+
 def test_depth_changes_remove_before_they_add_and_carry_current_volume() -> None:
     m = market(seed=13)
     m.advance(T0)
@@ -455,8 +468,11 @@ def test_depth_changes_remove_before_they_add_and_carry_current_volume() -> None
             assert all(v == 0 for v in volumes[:removals])
             seen_removal |= removals > 0
             for entry in update.entries:
-                assert entry["type"] in (DepthType.BID, DepthType.ASK)
-                assert entry["currentVolume"] > 0
+                assert entry["type"] in LEVEL_TYPES | EXTREME_TYPES | {DepthType.TRADE}
+                if entry["type"] in LEVEL_TYPES:
+                    assert entry["currentVolume"] > 0
+                else:
+                    assert entry["volume"] > 0
     assert seen_removal
 
 

@@ -4,19 +4,23 @@ Pure and deterministic: the clock is passed in as ``now`` (UNIX seconds), market
 through ``set_market``, and every change is queued as a user-hub event in the order the live gateway
 sends them (``drain_events``). Failures raise ``Rejection`` carrying the endpoint's own error code.
 
-Liquidity model: each side of the touch holds its quoted size, and every level behind it one tick
-worse holds the same size again. Executions use up that liquidity until the next ``set_market``.
-Market orders and triggered stops walk through as many levels as they need; limit orders only trade
-at the touch, at the touch price.
+Liquidity model: when ``set_market`` is given the book's ``depth``, orders trade against those
+levels and sizes; without it each side of the touch holds its quoted size, and every level behind it
+one tick worse holds the same size again. Executions use up that liquidity until the next
+``set_market``, one execution per level. Market orders and triggered stops walk through as many
+levels as they need, and a crossing limit order as many as its limit allows (the rest rests). A
+market order that exhausts a finite book fills in part and the rest is cancelled, as an
+immediate-or-cancel order would be: the gateway does not document what it does there.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Context, Decimal
 from fractions import Fraction
+from itertools import pairwise
 from typing import Final
 
 import attrs
@@ -81,6 +85,7 @@ _ARITHMETIC: Final = Context(prec=28)
 _NOT_TRADING: Final = "Account is not allowed to trade."
 
 Execution = tuple[Decimal, int]
+Ladder = Sequence[tuple[Decimal, int]]
 
 
 class UserEventKind(enum.Enum):
@@ -185,6 +190,25 @@ def _trail_stop(side: OrderSide, last: Decimal, ticks: int, tick: Decimal) -> De
     return last - offset if side is OrderSide.SELL else last + offset
 
 
+def _check_depth(
+    depth: tuple[Ladder, Ladder],
+    bid: tuple[Decimal, int],
+    ask: tuple[Decimal, int],
+    tick: Decimal,
+) -> None:
+    """Refuse depth that is off the tick grid, unordered, negative or away from the touch."""
+    for levels, touch, worse in ((depth[0], bid, -1), (depth[1], ask, 1)):
+        if levels and tuple(levels[0]) != touch:
+            raise ValueError("each side of the depth must start at its touch")
+        prices = [price for price, _ in levels]
+        if not all(_aligned(price, tick) for price in prices):
+            raise ValueError(f"depth prices must be whole ticks of {tick}")
+        if any(size < 0 for _, size in levels):
+            raise ValueError("depth sizes must not be negative")
+        if any((b - a) * worse <= 0 for a, b in pairwise(prices)):
+            raise ValueError("depth levels must get worse away from the touch")
+
+
 def _display_name(contract: Contract) -> str:
     parts = contract.id.split(".")
     return "".join(parts[-2:]) if len(parts) >= 5 else contract.name
@@ -239,6 +263,8 @@ class _Book:
     ask: Decimal
     ask_size: int
     last: Decimal | None
+    bids: Ladder | None = None
+    asks: Ladder | None = None
     bid_taken: int = 0
     ask_taken: int = 0
 
@@ -246,35 +272,53 @@ class _Book:
         """Quoted size on the side an order on ``side`` trades against."""
         return self.ask_size if side is OrderSide.BUY else self.bid_size
 
-    def touch(self, side: OrderSide) -> tuple[Decimal, int]:
-        """Touch price an order on ``side`` trades at, and how much is still left there."""
-        if side is OrderSide.BUY:
-            return self.ask, max(0, self.ask_size - self.ask_taken)
-        return self.bid, max(0, self.bid_size - self.bid_taken)
-
     def triggered(self, side: OrderSide, stop: Decimal) -> bool:
         """True when a stop on ``side`` at ``stop`` is touched by the quote."""
         if side is OrderSide.BUY:
             return self.ask_size > 0 and self.ask >= stop
         return self.bid_size > 0 and self.bid <= stop
 
-    def take(self, side: OrderSide, quantity: int, tick: Decimal) -> list[Execution]:
-        """Use up ``quantity`` level by level, one tick worse per level; one entry per level."""
+    def ladder(self, side: OrderSide, tick: Decimal) -> Iterator[tuple[Decimal, int]]:
+        """What an order on ``side`` can still trade, best first, net of what was taken since the
+        last update: the depth given, or else the touch size again at every tick behind it."""
         buy = side is OrderSide.BUY
-        depth = self.depth(side)
         taken = self.ask_taken if buy else self.bid_taken
-        start, step = (self.ask, tick) if buy else (self.bid, -tick)
+        given = self.asks if buy else self.bids
+        if given is not None:
+            for price, size in given:
+                if taken < size:
+                    yield price, size - taken
+                taken = max(0, taken - size)
+            return
+        price, step, size = (
+            (self.ask, tick, self.ask_size) if buy else (self.bid, -tick, self.bid_size)
+        )
+        if size <= 0:
+            return
+        level, used = divmod(taken, size)
+        price += step * level
+        yield price, size - used
+        while True:
+            price += step
+            yield price, size
+
+    def take(
+        self, side: OrderSide, quantity: int, tick: Decimal, limit: Decimal | None = None
+    ) -> list[Execution]:
+        """Use up to ``quantity`` level by level, none worse than ``limit``; one entry per level."""
+        buy = side is OrderSide.BUY
         executions: list[Execution] = []
-        while quantity > 0:
-            level, used = divmod(taken, depth)
-            filled = min(quantity, depth - used)
-            executions.append((start + step * level, filled))
+        for price, size in self.ladder(side, tick):
+            if quantity == 0 or (limit is not None and (price > limit if buy else price < limit)):
+                break
+            filled = min(quantity, size)
+            executions.append((price, filled))
             quantity -= filled
-            taken += filled
+        used = sum(filled for _, filled in executions)
         if buy:
-            self.ask_taken = taken
+            self.ask_taken += used
         else:
-            self.bid_taken = taken
+            self.bid_taken += used
         return executions
 
 
@@ -416,8 +460,13 @@ class Exchange:
         ask_size: int,
         last: Decimal | None,
         now: float,
+        depth: tuple[Ladder, Ladder] | None = None,
     ) -> None:
-        """Set the touch (``last=None`` keeps the previous last), then trail, trigger and fill."""
+        """Set the touch (``last=None`` keeps the previous last), then trail, trigger and fill.
+
+        ``depth`` is the book behind it, (bids, asks) as (price, size) best first, each side
+        starting at its touch; orders then walk those levels and a side can run out.
+        """
         self._clock = now
         spec = self._specs.get(contract_id)
         if spec is None:
@@ -430,10 +479,13 @@ class Exchange:
             raise ValueError("sizes must not be negative")
         if bid >= ask:
             raise ValueError("the bid must be below the ask")
+        if depth is not None:
+            _check_depth(depth, (bid, bid_size), (ask, ask_size), tick)
         previous = self._books.get(contract_id)
         if last is None and previous is not None:
             last = previous.last
-        self._books[contract_id] = _Book(bid, bid_size, ask, ask_size, last)
+        bids, asks = (None, None) if depth is None else (tuple(depth[0]), tuple(depth[1]))
+        self._books[contract_id] = _Book(bid, bid_size, ask, ask_size, last, bids, asks)
         if last is not None:
             self._trail(contract_id, last, now)
         self._match(contract_id, now)
@@ -791,7 +843,11 @@ class Exchange:
             self._finish(order, OrderStatus.REJECTED, now)
             return
         tick = order.spec.contract.tick_size
-        self._execute(order, book.take(order.side, order.remaining, tick), now)
+        executions = book.take(order.side, order.remaining, tick)
+        if executions:
+            self._execute(order, executions, now)
+        else:
+            self._finish(order, OrderStatus.CANCELLED, now)
 
     def _liquid_book(self, contract_id: str, side: OrderSide) -> _Book | None:
         book = self._books.get(contract_id)
@@ -844,11 +900,7 @@ class Exchange:
             if book.triggered(order.side, order.price):
                 return book.take(order.side, order.remaining, tick)
             return []
-        touch, available = book.touch(order.side)
-        crosses = order.price >= touch if order.side is OrderSide.BUY else order.price <= touch
-        if crosses and available > 0:
-            return book.take(order.side, min(order.remaining, available), tick)
-        return []
+        return book.take(order.side, order.remaining, tick, limit=order.price)
 
     def _execute(self, order: _SimOrder, executions: list[Execution], now: float) -> None:
         """Book the executions, then announce Trade(s), Order, Position and Account."""
@@ -859,6 +911,8 @@ class Exchange:
         order.updated_at = now
         if order.remaining == 0:
             self._finish(order, OrderStatus.FILLED, now)
+        elif order.type is OrderType.MARKET:
+            self._finish(order, OrderStatus.CANCELLED, now)
         else:
             order.status = OrderStatus.OPEN
             self._emit_order(order)

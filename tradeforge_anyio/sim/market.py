@@ -15,6 +15,14 @@ above, so the price is always at the touch.
 Wire payloads follow the market hub's shapes with ``Decimal`` prices (the project's JSON codec
 writes them as numbers). In depth entries ``currentVolume`` is the size by which the level just
 changed (its whole size in a snapshot), a reading of a field the gateway leaves unexplained.
+
+Depth uses these DOM types: a subscriber's snapshot is Reset then Bid and Ask levels. Updates send
+levels behind the touch as Bid/Ask (volume 0 removes), the top of a side as NewBestBid/NewBestAsk
+when its price moved and BestBid/BestAsk when only its size did, and one Trade per print at the
+print's price and size, followed by Low/High when the print set a session extreme (their volume is
+the session volume) and by the touch level shrunk by what traded. Low/High are also sent when the
+session rolls over. Fill is not sent: the feed does not see the paper exchange's executions, and
+the gateway does not say what a Fill entry reports.
 """
 
 from __future__ import annotations
@@ -74,7 +82,7 @@ _SECOND_NOISE: Final = 2.5  # ticks, capped at 1.5e-4 of the price
 _KNOT_NOISE: Final = 4.0  # ticks, capped at 2.5e-4 of the price
 _HOLD: Final = 2.0  # seconds a resting level keeps its size
 _MAX_LEVEL_SIZE: Final = 40
-_TRADE_SHARE: Final = 0.2  # of update slots that do not move the touch
+_TRADE_SHARE: Final = 0.25  # of update slots that do not move the touch
 _DEPTH_SHARE: Final = 0.45
 _VOLUME_RATE: Final = 2.0  # contracts per second outside the US day session
 _UNIT_SECONDS: Final = {
@@ -94,6 +102,8 @@ _QUOTE_STATS: Final = (
     "volume",
 )
 _CENT: Final = Decimal("0.01")
+_BEST: Final = {DepthType.BID: DepthType.BEST_BID, DepthType.ASK: DepthType.BEST_ASK}
+_NEW_BEST: Final = {DepthType.BID: DepthType.NEW_BEST_BID, DepthType.ASK: DepthType.NEW_BEST_ASK}
 
 
 @attrs.frozen
@@ -426,10 +436,11 @@ class SyntheticMarket:
     """Seeded quotes, trade prints, depth and bar history for a set of contracts.
 
     ``rate`` is the number of update slots per second per contract. Each slot carries one update;
-    a move of the touch (depth then quote) and a trade (prints then quote) take two slots and are
-    sent together, so after every ``advance`` the last quote, the book and ``touch`` agree. Other
-    slots refresh depth sizes or resend the quote. The market starts at the first time it is
-    given (``advance`` or a snapshot); the trading session rolls over at 00:00 UTC.
+    a move of the touch (depth then quote) takes two slots and a trade (prints, its depth entries,
+    then quote) three, each sent together, so after every ``advance`` the last quote, the book and
+    ``touch`` agree. Other slots refresh depth sizes or resend the quote. The market starts at the
+    first time it is given (``advance`` or a snapshot); the trading session rolls over at 00:00
+    UTC.
 
     ``expired`` contracts are listed but no longer trade: they have no quotes, and their bar
     history is empty.
@@ -571,17 +582,25 @@ class SyntheticMarket:
             state.volume = 0
         if bid != state.bid:
             entries = self._rebook(feed, state, bid, tau, stamp)
+            if rolled:
+                entries += self._extremes(feed, state, stamp, 0)
             state.updated = tau
             return [DepthChange(cid, entries), self._quote(feed, state, stamp)], 2
         if rolled:
             state.updated = tau
-            return [self._quote(feed, state, stamp)], 1
+            extremes = self._extremes(feed, state, stamp, 0)
+            return [DepthChange(cid, extremes), self._quote(feed, state, stamp)], 2
         hashed = _mix((feed.event_key + slot * _GOLDEN) & _MASK)
         share = _unit(hashed)
         if share < _TRADE_SHARE:
             prints = self._trade(feed, state, hashed, _ticks(x), stamp)
+            tape = self._tape(feed, state, prints, stamp)
             state.updated = tau
-            return [TradePrints(cid, prints), self._quote(feed, state, stamp)], 2
+            return [
+                TradePrints(cid, prints),
+                DepthChange(cid, tape),
+                self._quote(feed, state, stamp),
+            ], 3
         if share < _TRADE_SHARE + _DEPTH_SHARE:
             entries = self._rebook(feed, state, bid, tau, stamp)
             if entries:
@@ -608,9 +627,36 @@ class SyntheticMarket:
                 }
             )
         state.last = price
-        state.high = max(state.high, price)
-        state.low = min(state.low, price)
         return prints
+
+    def _tape(
+        self, feed: _Feed, state: _State, prints: list[dict[str, Any]], stamp: str
+    ) -> list[dict[str, Any]]:
+        """Depth entries for a trade: a Trade per print, new extremes, then the touch it ate."""
+        price, traded = state.last, sum(p["volume"] for p in prints)
+        entries = [
+            _entry(stamp, DepthType.TRADE, p["price"], p["volume"], p["volume"]) for p in prints
+        ]
+        if price > state.high or price < state.low:
+            state.high, state.low = max(state.high, price), min(state.low, price)
+            entries += self._extremes(feed, state, stamp, traded)
+        buy = price == state.ask
+        side, kind = (state.asks, DepthType.BEST_ASK) if buy else (state.bids, DepthType.BEST_BID)
+        size = side[price]
+        left = max(1, size - traded)
+        if left != size:
+            side[price] = left
+            entries.append(_entry(stamp, kind, feed.price(price), left, size - left))
+        return entries
+
+    @staticmethod
+    def _extremes(feed: _Feed, state: _State, stamp: str, current: int) -> list[dict[str, Any]]:
+        """Low and High entries for the session so far; their volume is the session volume."""
+        volume = max(1, state.volume)
+        return [
+            _entry(stamp, DepthType.LOW, feed.price(state.low), volume, current),
+            _entry(stamp, DepthType.HIGH, feed.price(state.high), volume, current),
+        ]
 
     # -- the book -------------------------------------------------------------------------------
 
@@ -631,24 +677,36 @@ class SyntheticMarket:
     def _rebook(
         self, feed: _Feed, state: _State, bid: int, t: float, stamp: str
     ) -> list[dict[str, Any]]:
-        """Move the book to its image at ``t``; the depth entries that take a reader there."""
+        """Move the book to its image at ``t``; the depth entries that take a reader there.
+
+        Removals come first. The top level of each side is sent as NewBestBid/NewBestAsk when its
+        price moved (at an unchanged size its ``currentVolume`` is then its whole size) and as
+        BestBid/BestAsk when only its size did.
+        """
         bids, asks = self._book(feed, bid, bid + 1, t)
         removals: list[dict[str, Any]] = []
         upserts: list[dict[str, Any]] = []
         price = feed.price
-        for kind, old, new, descending in (
-            (DepthType.BID, state.bids, bids, True),
-            (DepthType.ASK, state.asks, asks, False),
+        for kind, old, new, old_top, top, descending in (
+            (DepthType.BID, state.bids, bids, state.bid, bid, True),
+            (DepthType.ASK, state.asks, asks, state.ask, bid + 1, False),
         ):
             removals.extend(
                 _entry(stamp, kind, price(p), 0, old[p])
                 for p in sorted(old.keys() - new.keys(), reverse=descending)
             )
-            upserts.extend(
-                _entry(stamp, kind, price(p), new[p], abs(new[p] - old.get(p, 0)))
-                for p in sorted(new, reverse=descending)
-                if new[p] != old.get(p, 0)
-            )
+            for p in sorted(new, reverse=descending):
+                size, before = new[p], old.get(p, 0)
+                if p == top:
+                    if top != old_top:
+                        change = abs(size - before) or size
+                        upserts.append(_entry(stamp, _NEW_BEST[kind], price(p), size, change))
+                    elif size != before:
+                        upserts.append(
+                            _entry(stamp, _BEST[kind], price(p), size, abs(size - before))
+                        )
+                elif size != before:
+                    upserts.append(_entry(stamp, kind, price(p), size, abs(size - before)))
         state.bid, state.ask, state.bids, state.asks = bid, bid + 1, bids, asks
         return removals + upserts
 

@@ -269,6 +269,7 @@ class Simulation:
             else:  # DepthChange
                 record = push("GatewayDepth", update.contract_id, update.entries)
                 channel = "depth"
+                touched.add(update.contract_id)  # the book behind the touch changed
             key = (channel, update.contract_id)
             for session in self._sessions.values():
                 if key in session.subscriptions:
@@ -287,6 +288,7 @@ class Simulation:
             ask_size=touch.ask_size,
             last=touch.last,
             now=now,
+            depth=self.market.levels(contract_id),
         )
 
     def publish_user_events(self) -> None:
