@@ -11,11 +11,13 @@ import anyio.abc
 import pytest
 
 from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_anyio.sim.contracts import expiry_of
 from tradeforge_anyio.sim.rest import INTERNAL_ERROR_CODE
 from tradeforge_anyio.sim.server import SimServer
-from tradeforge_proto.core import BarUnit, RateLimited, ServerError
+from tradeforge_proto.core import BarUnit, ProviderError, RateLimited, ServerError
 from tradeforge_proto.core.jsoncodec import loads
-from tradeforge_proto.core.operations import HttpRequest
+from tradeforge_proto.core.models import Bar
+from tradeforge_proto.core.operations import HttpRequest, Operation
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.signalr import (
     CompletionReceived,
@@ -103,7 +105,13 @@ async def test_a_failing_handler_answers_500_with_the_envelope_is_logged_and_ser
         await served(sim)
 
 
-async def test_an_expired_contract_the_simulator_lists_has_no_bars_and_no_quotes():
+def bars_between(
+    contract_id: str, unit: BarUnit, start: datetime, end: datetime
+) -> Operation[list[Bar]]:
+    return topstepx.retrieve_bars(contract_id, unit, 1, start=start, end=end, limit=5000)
+
+
+async def test_an_expired_contract_keeps_hourly_and_coarser_history_and_no_quotes():
     async with SimServer() as sim:
         rest = Rest(sim.api_url)
         await rest.login(DEFAULT_USERNAME, DEFAULT_API_KEY)
@@ -111,12 +119,19 @@ async def test_an_expired_contract_the_simulator_lists_has_no_bars_and_no_quotes
         assert expired
         for contract in expired:
             assert (await rest.run(topstepx.get_contract(contract.id))).active is False
+            expiry = expiry_of(contract.id)
+            assert expiry is not None
             now = datetime.now(UTC)
-            for unit in (BarUnit.MINUTE, BarUnit.HOUR, BarUnit.DAY):
-                bars = topstepx.retrieve_bars(
-                    contract.id, unit, 1, start=now - timedelta(days=200), end=now, limit=50
-                )
-                assert await rest.run(bars) == []
+            start = expiry - timedelta(days=30)
+            for unit in (BarUnit.HOUR, BarUnit.DAY):
+                bars = await rest.run(bars_between(contract.id, unit, start, now))
+                assert bars
+                assert max(bar.time for bar in bars) < expiry  # none after it stopped trading
+            for unit in (BarUnit.SECOND, BarUnit.MINUTE, BarUnit.TICK):
+                with pytest.raises(ProviderError) as refused:
+                    await rest.run(bars_between(contract.id, unit, start, now))
+                assert refused.value.code_name == "UnitInvalid"
+                assert "not kept for expired" in (refused.value.message or "")
         session = sim.simulation.open_hub("/hubs/market", rest.token, sim._clock())
         assert not isinstance(session, int)
         error = sim.simulation.invoke(

@@ -10,7 +10,7 @@ month; gold trades the next even month (G J M Q V Z) after the current one. Date
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -65,6 +65,22 @@ def _add_months(year: int, month: int, months: int) -> YearMonth:
 def _second_friday(year: int, month: int) -> date:
     first = date(year, month, 1)
     return first + timedelta(days=(_FRIDAY - first.weekday()) % 7 + 7)
+
+
+EXPIRY_TIME: Final = time(14, 30)
+"""UTC time of day a contract stops trading on its expiry date (the index futures' morning
+settlement, 09:30 New York)."""
+
+
+def expiry_of(contract_id: str) -> datetime | None:
+    """When a contract stops trading: the third Friday of its month code (``Z26``), at
+    ``EXPIRY_TIME``; None for an id without a month code."""
+    code = contract_id.rpartition(".")[2]
+    if len(code) != 3 or code[0] not in MONTH_CODES or not code[1:].isdigit():
+        return None
+    year, month = 2000 + int(code[1:]), MONTH_CODES.index(code[0]) + 1
+    third_friday = _second_friday(year, month) + timedelta(days=7)
+    return datetime.combine(third_friday, EXPIRY_TIME, tzinfo=UTC)
 
 
 def _quarterly(when: datetime) -> YearMonth:

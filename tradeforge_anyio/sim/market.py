@@ -409,6 +409,28 @@ def _finite(value: float, name: str) -> float:
     return value
 
 
+_FINER_THAN_HOURS: Final = frozenset({BarUnit.SECOND, BarUnit.MINUTE, BarUnit.TICK})
+
+
+class UnitUnavailable(ValueError):
+    """A bar unit the market does not keep for this contract (finer than hours once expired)."""
+
+
+def _feed(seed: int, contract: Contract, base: Decimal) -> _Feed:
+    """A contract's price feed: its path and the keys of its events, book and volumes."""
+    cid = contract.id
+    return _Feed(
+        contract=contract,
+        tick=contract.tick_size,
+        symbol=_symbol_of(contract),
+        path=_Path(seed, cid, float(base / contract.tick_size)),
+        phase=random.Random(_key64(seed, cid, "slots")).random(),
+        event_key=_key64(seed, cid, "events"),
+        book_key=_key64(seed, cid, "book"),
+        volume_key=_key64(seed, cid, "volume"),
+    )
+
+
 def _month_start(index: int) -> int:
     """UNIX seconds of the first day of month ``index`` (year * 12 + month - 1)."""
     year, month = divmod(index, 12)
@@ -442,8 +464,10 @@ class SyntheticMarket:
     first time it is given (``advance`` or a snapshot); the trading session rolls over at 00:00
     UTC.
 
-    ``expired`` contracts are listed but no longer trade: they have no quotes, and their bar
-    history is empty.
+    ``expired`` contracts are listed but no longer trade: they have no quotes. Given a base
+    price and an entry in ``expiries`` (when each stopped trading), one keeps hourly and coarser
+    history up to its expiry, as the gateway does, and refuses finer units with
+    ``UnitUnavailable``; otherwise its history is empty.
     """
 
     def __init__(
@@ -455,6 +479,7 @@ class SyntheticMarket:
         rate: float = 20.0,
         depth_levels: int = 10,
         expired: Sequence[Contract] = (),
+        expiries: Mapping[str, float] | None = None,
     ) -> None:
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a positive number of updates per second, got {rate}")
@@ -472,17 +497,13 @@ class SyntheticMarket:
                 raise ValueError(f"no base price for {cid}")
             if not (base.is_finite() and base > 0 and contract.tick_size > 0):
                 raise ValueError(f"{cid} needs a positive base price and tick size")
-            self._feeds[cid] = _Feed(
-                contract=contract,
-                tick=contract.tick_size,
-                symbol=_symbol_of(contract),
-                path=_Path(seed, cid, float(base / contract.tick_size)),
-                phase=random.Random(_key64(seed, cid, "slots")).random(),
-                event_key=_key64(seed, cid, "events"),
-                book_key=_key64(seed, cid, "book"),
-                volume_key=_key64(seed, cid, "volume"),
-            )
+            self._feeds[cid] = _feed(seed, contract, base)
         self._expired = frozenset(contract.id for contract in expired) - self._feeds.keys()
+        self._history: dict[str, tuple[_Feed, float]] = {}
+        for contract in expired:
+            base, expiry = base_prices.get(contract.id), (expiries or {}).get(contract.id)
+            if contract.id in self._expired and base is not None and expiry is not None:
+                self._history[contract.id] = (_feed(seed, contract, base), expiry)
         self._states: dict[str, _State] = {}
         self._clock: float | None = None
 
@@ -827,13 +848,20 @@ class SyntheticMarket:
             raise ValueError(f"unit_number must be at least 1, got {unit_number}")
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        stop = _finite(now, "now")
         if contract_id in self._expired:
-            return []
-        feed = self._feeds[contract_id]
+            kept = self._history.get(contract_id)
+            if kept is None:
+                return []
+            if unit in _FINER_THAN_HOURS:
+                raise UnitUnavailable(f"{unit.name} bars are not kept for expired {contract_id}")
+            feed, stop = kept[0], min(stop, kept[1])
+        else:
+            feed = self._feeds[contract_id]
         limit = min(limit, MAX_BARS)
         # The synthetic history begins at the epoch: nothing earlier, whatever a caller asks.
         first, top = max(_utc_seconds(start, "start"), 0.0), _utc_seconds(end, "end")
-        top = min(top, _finite(now, "now"))
+        top = min(top, stop)
         if top < first:
             return []
         window = _Window(first, top, limit, include_partial_bar, now)

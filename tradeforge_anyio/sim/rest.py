@@ -21,6 +21,7 @@ from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBuck
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp, to_wire
 
 from .engine import Rejection
+from .market import UnitUnavailable
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -266,16 +267,19 @@ def retrieve_bars(sim: Simulation, body: Body, _: str, now: float) -> HttpRespon
         return envelope({"bars": None}, code=3)
     if not 0 < limit <= MAX_BARS:
         return envelope({"bars": None}, code=4)
-    bars = sim.market.bars(
-        contract_id,
-        BarUnit(unit),
-        unit_number,
-        start=start,
-        end=end,
-        limit=limit,
-        include_partial_bar=partial,
-        now=now,
-    )
+    try:
+        bars = sim.market.bars(
+            contract_id,
+            BarUnit(unit),
+            unit_number,
+            start=start,
+            end=end,
+            limit=limit,
+            include_partial_bar=partial,
+            now=now,
+        )
+    except UnitUnavailable as exc:  # finer than hours for an expired contract
+        return envelope({"bars": None}, code=2, message=str(exc))
     return envelope({"bars": _wire(bars)})
 
 

@@ -20,7 +20,7 @@ from tradeforge_proto.limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from tradeforge_proto.providers.topstepx.wire import to_wire
 
 from .auth import DEFAULT_API_KEY, DEFAULT_USERNAME, MAX_TOKENS, TokenBook, bearer
-from .contracts import default_catalogue
+from .contracts import default_catalogue, expiry_of
 from .engine import Exchange, SimAccount, UserEvent, UserEventKind
 from .market import QuoteChange, SyntheticMarket, TradePrints
 from .rest import NO_BODY, ROUTES, BadRequest, now_utc, parse_body, plain, problem
@@ -135,12 +135,15 @@ class Simulation:
         catalogue = default_catalogue(now_utc(now))
         self.exchange = Exchange(catalogue, self.config.accounts, now=now)
         active = [spec for spec in catalogue if spec.contract.active]
+        expired = [spec.contract for spec in catalogue if not spec.contract.active]
+        expiries = {c.id: moment.timestamp() for c in expired if (moment := expiry_of(c.id))}
         self.market = SyntheticMarket(
             [spec.contract for spec in active],
             seed=self.config.seed,
-            base_prices={spec.contract.id: spec.base_price for spec in active},
+            base_prices={spec.contract.id: spec.base_price for spec in catalogue},
             rate=self.config.rate,
-            expired=[spec.contract for spec in catalogue if not spec.contract.active],
+            expired=expired,
+            expiries=expiries,
         )
         self.tokens = TokenBook(
             secret=f"tradeforge-sim-{self.config.seed}".encode(),
