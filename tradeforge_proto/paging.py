@@ -7,7 +7,7 @@ from typing import Final
 
 import attrs
 
-from .core.enums import BarUnit
+from .core.bars import SHORTEST_SECONDS
 from .core.errors import BarsCapExceeded, LocalProtocolError
 from .core.models import Bar, BarRequest
 
@@ -17,14 +17,6 @@ MAX_BARS: Final = 100_000
 SPARSE_FACTOR: Final = 4
 """A window longer than this many times the cap in bar lengths is refused before any request:
 even a market that trades a quarter of the time would fill it past the cap."""
-_SHORTEST_SECONDS: Final[dict[BarUnit, int]] = {
-    BarUnit.SECOND: 1,
-    BarUnit.MINUTE: 60,
-    BarUnit.HOUR: 3600,
-    BarUnit.DAY: 86_400,
-    BarUnit.WEEK: 7 * 86_400,
-    BarUnit.MONTH: 28 * 86_400,
-}
 
 
 class BarPager:
@@ -102,7 +94,7 @@ class BarPager:
 
 def _spans(request: BarRequest) -> int | None:
     """How many bar lengths the window spans (None for tick bars, which have no length)."""
-    seconds = _SHORTEST_SECONDS.get(request.unit)
+    seconds = SHORTEST_SECONDS.get(request.unit)
     if seconds is None:
         return None
     return int((request.end - request.start).total_seconds()) // (seconds * request.unit_number)

@@ -13,7 +13,7 @@ from tradeforge_sync.client import TradingClient
 from . import running_sim
 
 ACCOUNT = 20258288
-SLOW = 0.8
+SLOW = 1.5  # the simulator answers well after the client stops waiting, even when busy
 TIMEOUT = 0.5
 
 

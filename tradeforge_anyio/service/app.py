@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, status
@@ -100,23 +100,16 @@ AccountQuery = Annotated[
     int, Query(ge=1, le=bounds.MAX_ID, description="Account id"), whole_text("account_id")
 ]
 OrderIdPath = Annotated[int, Path(ge=1, le=bounds.MAX_ID, description="Order id")]
+_CONTRACT_ID_RULES: Final[dict[str, Any]] = {
+    "min_length": 1,
+    "max_length": bounds.MAX_CONTRACT_ID,
+    "json_schema_extra": {"pattern": CONTRACT_ID_TEXT},
+}
 ContractIdQuery = Annotated[
-    str,
-    Query(
-        min_length=1,
-        max_length=bounds.MAX_CONTRACT_ID,
-        json_schema_extra={"pattern": CONTRACT_ID_TEXT},
-    ),
-    checked(bounds.contract_id, "contract_id"),
+    str, Query(**_CONTRACT_ID_RULES), checked(bounds.contract_id, "contract_id")
 ]
 ContractIdPath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=bounds.MAX_CONTRACT_ID,
-        json_schema_extra={"pattern": CONTRACT_ID_TEXT},
-    ),
-    checked(bounds.contract_id, "contract_id"),
+    str, Path(**_CONTRACT_ID_RULES), checked(bounds.contract_id, "contract_id")
 ]
 SearchText = Annotated[
     str,

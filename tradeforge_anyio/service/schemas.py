@@ -29,9 +29,9 @@ PlaceableType = Literal[
 BracketType = Literal["LIMIT", "MARKET", "STOP", "TRAILING_STOP"]
 RequestableUnit = Literal["SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "TICK"]
 
-PRICE_TEXT: Final = r"^(?:[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?|\.[0-9]+)$"
-"""Decimal text as ``bounds.price`` reads it: digits, an optional fraction and exponent."""
-CONTRACT_ID_TEXT: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+PRICE_TEXT: Final = f"^(?:{bounds.DECIMAL_PATTERN})$"
+"""Decimal text as ``bounds.price`` reads it, anchored for the OpenAPI document."""
+CONTRACT_ID_TEXT: Final = f"^(?:{bounds.CONTRACT_ID_PATTERN})$"
 PRINTABLE_TEXT: Final = (
     r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 )

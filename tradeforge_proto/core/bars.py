@@ -15,13 +15,21 @@ from .enums import BarUnit
 from .errors import LocalProtocolError
 from .models import Bar, ContractId, MarketTrade
 
-__all__ = ["BarAggregator", "bar_start"]
+__all__ = ["SHORTEST_SECONDS", "BarAggregator", "bar_start"]
 
-_UNIT_SECONDS: Final[dict[BarUnit, int]] = {
+SHORTEST_SECONDS: Final[dict[BarUnit, int]] = {
     BarUnit.SECOND: 1,
     BarUnit.MINUTE: 60,
     BarUnit.HOUR: 3600,
+    BarUnit.DAY: 86_400,
+    BarUnit.WEEK: 7 * 86_400,
+    BarUnit.MONTH: 28 * 86_400,
 }
+"""Seconds in the shortest bar of each time unit (a month: February's 28 days)."""
+_UNIT_SECONDS: Final = {
+    u: SHORTEST_SECONDS[u] for u in (BarUnit.SECOND, BarUnit.MINUTE, BarUnit.HOUR)
+}
+"""The units trades are aggregated in here: fixed lengths only."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 

@@ -49,8 +49,12 @@ def _short_repr() -> reprlib.Repr:
 
 _SHORT: Final = _short_repr()
 _EXACT: Final = Context(prec=MAX_PRICE_DIGITS + 4)
-_DECIMAL_TEXT: Final = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?|\.[0-9]+")
-_CONTRACT_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+DECIMAL_PATTERN: Final = r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?|\.[0-9]+"
+"""Price text as ``price`` reads it: digits, an optional fraction and exponent, nothing else."""
+CONTRACT_ID_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._:-]*"
+"""Contract id text as ``contract_id`` reads it."""
+_DECIMAL_TEXT: Final = re.compile(DECIMAL_PATTERN)
+_CONTRACT_ID: Final = re.compile(CONTRACT_ID_PATTERN)
 
 
 class InvalidValue(LocalProtocolError, ValueError):

@@ -66,7 +66,7 @@ def _signed(side: OrderSide, size: int) -> int:
     return size if side is OrderSide.BUY else -size
 
 
-def _positive_size(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+def positive_size(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{attribute.name} must be a positive whole number, got {value!r}")
 
@@ -82,7 +82,7 @@ class Fill:
 
     contract_id: ContractId
     side: OrderSide
-    size: int = attrs.field(validator=_positive_size)
+    size: int = attrs.field(validator=positive_size)
     price: Decimal = attrs.field(validator=_positive_price)
     fee: Decimal = Decimal(0)
 

@@ -13,13 +13,13 @@ import enum
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal, localcontext
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import attrs
 
 from ..core.enums import OrderSide
 from ..core.models import ContractId
-from .account import EXACT, AccountState, AccountStatus, Event
+from .account import EXACT, AccountState, AccountStatus, Event, positive_size
 from .config import AccountRules
 from .contracts import TickSpec
 from .tradingday import trading_day
@@ -66,18 +66,13 @@ class OrderLike(Protocol):
     def size(self) -> int: ...
 
 
-def _positive_size(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive whole number, got {value!r}")
-
-
 @attrs.frozen
 class ProposedOrder:
     """An order about to be sent: contract, side and size."""
 
     contract_id: ContractId
     side: OrderSide
-    size: int = attrs.field(validator=_positive_size)
+    size: int = attrs.field(validator=positive_size)
 
 
 @attrs.frozen
