@@ -81,6 +81,7 @@ def test_service_client():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+    env["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="tradeforge-data-")  # a state file of its own
     token = "examples-service-token"
     command = ["tradeforge_anyio.cli", "serve", "--port", str(port), "--token", token]
     service = subprocess.Popen(

@@ -17,9 +17,17 @@ from tradeforge_proto.core.errors import ConfigurationError
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
 
+from .sim.paper import (
+    add_paper_options,
+    default_state_path,
+    open_paper_state,
+    paper_config,
+    paper_faults,
+    paper_summary,
+)
 from .sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, SimServer
 from .sim.server import MAX_BODY as SIM_MAX_BODY
-from .sim.simulation import SimConfig
+from .sim.store import StateStore, StoreError
 
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
 
@@ -62,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     sim.add_argument("--keyfile", help="private key of --certfile (PEM)")
     sim.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    add_paper_options(sim, default_state=None, with_faults=True)
     serve = commands.add_parser(
         "serve",
         help="run the web service: TopStepX with credentials in .env, else the embedded simulator",
@@ -84,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a request may wait for the rate budget before answering 429 (default 5)",
     )
     _add_limits(serve)
+    add_paper_options(serve, default_state=default_state_path())
     return parser
 
 
@@ -140,7 +150,6 @@ def _seconds(text: str) -> float:
 
 def _banner(server: SimServer) -> str:
     config = server.config
-    accounts = ", ".join(f"{a.id} ({a.name})" for a in config.accounts)
     return "\n".join(
         [
             "TradeForge gateway simulator",
@@ -149,7 +158,7 @@ def _banner(server: SimServer) -> str:
             f"  market hub   {server.market_hub_url}",
             f"  username     {config.username}",
             f"  API key      {config.api_key}",
-            f"  accounts     {accounts}",
+            *paper_summary(server.simulation),
             f"  seed {config.seed}, {config.rate:g} market updates/s per contract",
             "Ctrl-C stops it.",
         ]
@@ -161,8 +170,17 @@ async def _run_sim(args: argparse.Namespace) -> None:
     if args.certfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.certfile, args.keyfile)
+    with open_paper_state(args) as store:
+        await _serve_sim(args, context, store)
+
+
+async def _serve_sim(
+    args: argparse.Namespace, context: ssl.SSLContext | None, store: StateStore | None
+) -> None:
     server = SimServer(
-        SimConfig(seed=args.seed, rate=args.rate),
+        paper_config(args, seed=args.seed, rate=args.rate),
+        faults=paper_faults(args),
+        store=store,
         host=args.host,
         port=args.port,
         ssl_context=context,
@@ -218,9 +236,13 @@ async def _run_serve(args: argparse.Namespace) -> None:
                 return TradingClient.from_settings(profile, retry=retry)
 
         else:
-            sim = await stack.enter_async_context(SimServer(port=args.sim_port))
-            accounts = ", ".join(str(a.id) for a in sim.config.accounts)
-            backend = f"the embedded simulator at {sim.api_url} (accounts {accounts})"
+            store = stack.enter_context(open_paper_state(args))
+            sim = await stack.enter_async_context(
+                SimServer(paper_config(args), port=args.sim_port, store=store)
+            )
+            backend = "\n".join(
+                [f"the embedded simulator at {sim.api_url}", *paper_summary(sim.simulation)]
+            )
 
             def factory() -> TradingClient:
                 return TradingClient.for_simulator(
@@ -273,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(_run_serve, args)
     except KeyboardInterrupt:
         print("stopped", flush=True)
-    except ConfigurationError as exc:
+    except (ConfigurationError, StoreError) as exc:
         sys.exit(f"tradeforge: {exc}")
 
 

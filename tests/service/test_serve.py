@@ -83,6 +83,9 @@ def serving(
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
     with ExitStack() as stack:
         stderr = stack.enter_context(tempfile.NamedTemporaryFile(prefix="serve-", suffix=".err"))
+        # Each service keeps its paper-exchange state in a data directory of its own.
+        data = stack.enter_context(tempfile.TemporaryDirectory(prefix="serve-data-"))
+        base_env["XDG_DATA_HOME"] = data
         process = subprocess.Popen(
             [sys.executable, "-m", "tradeforge_anyio.cli", "serve", "--port", str(port), *options],
             stdout=subprocess.PIPE,

@@ -16,8 +16,8 @@ immediate-or-cancel order would be: the gateway does not document what it does t
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from decimal import Context, Decimal
 from fractions import Fraction
 from itertools import pairwise
@@ -36,7 +36,20 @@ from tradeforge_proto.providers.topstepx.codes import (
     PlaceOrderErrorCode,
     SearchOrderByIdErrorCode,
 )
+from tradeforge_proto.rules import (
+    CHICAGO,
+    DAY_TURN,
+    OUTSIDE_HOURS,
+    AccountRules,
+    AccountState,
+    AccountStatus,
+    ProposedOrder,
+    TradingCalendar,
+)
+from tradeforge_proto.rules import Fill as RuleFill
+from tradeforge_proto.rules import trading_day as rules_trading_day
 
+from .accountrules import RuleKeeper, needs_cancel, needs_flatten, refusal_message
 from .contracts import ContractSpec
 
 __all__ = [
@@ -49,8 +62,13 @@ __all__ = [
     "MAX_TRAIL_TICKS",
     "MIN_STOP_LOSS_TICKS",
     "POSITION_BRACKETS_MESSAGE",
+    "Changes",
+    "Counters",
     "Exchange",
+    "OrderRecord",
+    "PositionRecord",
     "Rejection",
+    "SavedState",
     "SimAccount",
     "UserEvent",
     "UserEventKind",
@@ -83,6 +101,7 @@ _STOP_TYPES: Final = frozenset({OrderType.STOP, OrderType.TRAILING_STOP})
 _STOP_ONLY: Final = frozenset({OrderType.STOP})
 _ARITHMETIC: Final = Context(prec=28)
 _NOT_TRADING: Final = "Account is not allowed to trade."
+_REVIEW_PASSES: Final = 3  # a review's flatten fills are judged again, at most this often
 
 Execution = tuple[Decimal, int]
 Ladder = Sequence[tuple[Decimal, int]]
@@ -136,6 +155,8 @@ class SimAccount:
     is_visible: bool = True
     simulated: bool = True
     auto_oco_brackets: bool = False
+    rules: AccountRules | None = None
+    """The firm's rules the account is held to; ``None`` for a practice account without any."""
 
     def snapshot(self) -> Account:
         """The account as the gateway reports it."""
@@ -207,6 +228,17 @@ def _check_depth(
             raise ValueError("depth sizes must not be negative")
         if any((b - a) * worse <= 0 for a, b in pairwise(prices)):
             raise ValueError("depth levels must get worse away from the touch")
+
+
+def _day_turn_after(now: float) -> float:
+    """The moment (UNIX seconds) the trading day of ``now`` ends."""
+    day = rules_trading_day(_timestamp(now))
+    return datetime.combine(day, DAY_TURN, tzinfo=CHICAGO).timestamp()
+
+
+def _unlisted(contract_id: str) -> Contract:
+    """A stand-in for a contract the catalogue no longer lists: only its id is known."""
+    return Contract(contract_id, contract_id, contract_id, Decimal(1), Decimal(1), active=False)
 
 
 def _display_name(contract: Contract) -> str:
@@ -402,16 +434,130 @@ class _SimPosition:
         )
 
 
+@attrs.frozen
+class OrderRecord:
+    """An order as it is kept between runs: every field the exchange needs to go on working it."""
+
+    id: int
+    account_id: int
+    contract_id: str
+    type: OrderType
+    side: OrderSide
+    size: int
+    status: OrderStatus
+    created_at: float
+    updated_at: float
+    price: Decimal
+    trail_ticks: int | None
+    custom_tag: str | None
+    stop_loss: Bracket | None
+    take_profit: Bracket | None
+    parent_order_id: int | None
+    linked_order_id: int | None
+    fill_volume: int
+    notional: Decimal
+
+
+@attrs.frozen
+class PositionRecord:
+    """An open position as it is kept between runs, its average price exact."""
+
+    id: int
+    account_id: int
+    contract: Contract
+    created_at: float
+    size: int
+    side: PositionSide
+    average: Fraction
+
+
+@attrs.frozen
+class Counters:
+    """The next ids the exchange hands out, so a restarted exchange never reuses one."""
+
+    next_order_id: int
+    next_fill_id: int
+    next_position_id: int
+
+
+@attrs.frozen
+class SavedState:
+    """Everything an exchange is made of, as a store keeps it."""
+
+    accounts: tuple[SimAccount, ...]
+    rule_states: Mapping[int, AccountState]
+    orders: tuple[OrderRecord, ...]
+    positions: tuple[PositionRecord, ...]
+    fills: tuple[Fill, ...]
+    counters: Counters
+
+
+@attrs.frozen
+class Changes:
+    """What changed since the last ``take_changes``: rows to write, positions gone flat."""
+
+    accounts: tuple[SimAccount, ...]
+    rule_states: Mapping[int, AccountState]
+    orders: tuple[OrderRecord, ...]
+    positions: tuple[PositionRecord, ...]
+    closed_positions: tuple[tuple[int, str], ...]
+    fills: tuple[Fill, ...]
+    counters: Counters
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.accounts
+            or self.rule_states
+            or self.orders
+            or self.positions
+            or self.closed_positions
+            or self.fills
+        )
+
+
+def _order_record(order: _SimOrder) -> OrderRecord:
+    fields = attrs.asdict(order, recurse=False)
+    spec = fields.pop("spec")
+    return OrderRecord(contract_id=spec.contract.id, **fields)
+
+
+def _position_record(position: _SimPosition) -> PositionRecord:
+    return PositionRecord(**attrs.asdict(position, recurse=False))
+
+
 class Exchange:
     """A paper exchange: accounts, contracts, market touch, orders, netted positions and fills."""
 
     def __init__(
-        self, catalogue: Sequence[ContractSpec], accounts: Sequence[SimAccount], *, now: float
+        self,
+        catalogue: Sequence[ContractSpec],
+        accounts: Sequence[SimAccount],
+        *,
+        now: float,
+        rule_states: Mapping[int, AccountState] | None = None,
+        calendar: TradingCalendar | None = None,
     ) -> None:
+        self._calendar = calendar or TradingCalendar()
+        self._flattened: date | None = None
         self._specs = {spec.contract.id: spec for spec in catalogue}
         self._accounts = {account.id: attrs.evolve(account) for account in accounts}
         if len(self._specs) != len(catalogue) or len(self._accounts) != len(accounts):
             raise ValueError("contract ids and account ids must be unique")
+        states = dict(rule_states or {})
+        for account in accounts:
+            rules = account.rules
+            fresh = rules is not None and account.id not in states
+            if fresh and rules is not None and account.balance != rules.starting_balance:
+                raise ValueError(f"account {account.id} must start at its rules' starting balance")
+        self._keeper = RuleKeeper(
+            {a.id: a.rules for a in accounts if a.rules is not None},
+            {spec.contract.id: spec.contract for spec in catalogue},
+            now=now,
+            states=states,
+        )
+        self._review_due: set[int] = set()
+        self._reviewing = False
+        self._next_turn = _day_turn_after(now)
         self._clock = now
         self._books: dict[str, _Book] = {}
         self._orders: dict[int, _SimOrder] = {}
@@ -423,6 +569,106 @@ class Exchange:
         self._next_order_id = FIRST_ORDER_ID
         self._next_fill_id = FIRST_FILL_ID
         self._next_position_id = FIRST_POSITION_ID
+        self._dirty_orders: set[int] = set()
+        self._dirty_positions: set[tuple[int, str]] = set()
+        self._dirty_accounts: set[int] = set()
+        self._new_fills: list[Fill] = []
+        self._taken_rule_states = self._keeper_states()
+
+    def _keeper_states(self) -> dict[int, AccountState]:
+        return {account_id: self._keeper.state(account_id) for account_id in self._keeper.accounts}
+
+    @classmethod
+    def restore(
+        cls,
+        catalogue: Sequence[ContractSpec],
+        saved: SavedState,
+        *,
+        now: float,
+        calendar: TradingCalendar | None = None,
+    ) -> Exchange:
+        """An exchange as ``saved`` left it. A working order on a contract the catalogue no
+        longer lists cannot trade again, so it comes back cancelled."""
+        exchange = cls(
+            catalogue, saved.accounts, now=now, rule_states=saved.rule_states, calendar=calendar
+        )
+        for record in saved.orders:
+            exchange._restore_order(record, now)
+        for held in saved.positions:
+            key = (held.account_id, held.contract.id)
+            exchange._positions[key] = _SimPosition(**attrs.asdict(held, recurse=False))
+        for fill in saved.fills:
+            exchange._fills.setdefault(fill.account_id, []).append(fill)
+        counters = saved.counters
+        exchange._next_order_id = counters.next_order_id
+        exchange._next_fill_id = counters.next_fill_id
+        exchange._next_position_id = counters.next_position_id
+        exchange._events.clear()
+        return exchange
+
+    def _restore_order(self, record: OrderRecord, now: float) -> None:
+        spec = self._specs.get(record.contract_id)
+        if spec is None:
+            spec = attrs.evolve(self._any_spec(), contract=_unlisted(record.contract_id))
+        fields = attrs.asdict(record, recurse=False)
+        del fields["contract_id"]
+        order = _SimOrder(spec=spec, **fields)
+        self._orders[order.id] = order
+        if order.custom_tag is not None:
+            self._tags.setdefault(order.account_id, set()).add(order.custom_tag)
+        if order.status is OrderStatus.OPEN:
+            if record.contract_id in self._specs:
+                self._working.setdefault(record.contract_id, {})[order.id] = order
+            else:
+                self._finish(order, OrderStatus.CANCELLED, now)
+
+    def _any_spec(self) -> ContractSpec:
+        return next(iter(self._specs.values()))
+
+    def take_changes(self) -> Changes:
+        """Everything changed since the previous call, for a store to write; clears the record."""
+        states = self._keeper_states()
+        changed_states = {
+            account_id: state
+            for account_id, state in states.items()
+            if self._taken_rule_states.get(account_id) != state
+        }
+        self._taken_rule_states = states
+        positions, closed = [], []
+        for key in sorted(self._dirty_positions):
+            held = self._positions.get(key)
+            if held is None:
+                closed.append(key)
+            else:
+                positions.append(_position_record(held))
+        changes = Changes(
+            accounts=tuple(
+                attrs.evolve(self._accounts[account_id])
+                for account_id in sorted(self._dirty_accounts)
+            ),
+            rule_states=changed_states,
+            orders=tuple(_order_record(self._orders[i]) for i in sorted(self._dirty_orders)),
+            positions=tuple(positions),
+            closed_positions=tuple(closed),
+            fills=tuple(self._new_fills),
+            counters=Counters(self._next_order_id, self._next_fill_id, self._next_position_id),
+        )
+        self._dirty_orders.clear()
+        self._dirty_positions.clear()
+        self._dirty_accounts.clear()
+        self._new_fills = []
+        return changes
+
+    def saved_state(self) -> SavedState:
+        """The whole exchange as a store keeps it."""
+        return SavedState(
+            accounts=tuple(attrs.evolve(account) for account in self._accounts.values()),
+            rule_states=self._keeper_states(),
+            orders=tuple(_order_record(order) for order in self._orders.values()),
+            positions=tuple(_position_record(p) for p in self._positions.values()),
+            fills=tuple(fill for fills in self._fills.values() for fill in fills),
+            counters=Counters(self._next_order_id, self._next_fill_id, self._next_position_id),
+        )
 
     @property
     def clock(self) -> float:
@@ -489,6 +735,12 @@ class Exchange:
         if last is not None:
             self._trail(contract_id, last, now)
         self._match(contract_id, now)
+        self._review_due.update(
+            account_id
+            for account_id, held in self._positions
+            if held == contract_id and account_id in self._keeper
+        )
+        self._review(now)
 
     # Orders
 
@@ -514,7 +766,8 @@ class Exchange:
         account = self._accounts.get(account_id)
         if account is None:
             raise Rejection(codes.AccountNotFound, "Account not found.")
-        if not account.can_trade:
+        self._review(now)
+        if not account.can_trade and self._rules_allow_trading(account_id):
             raise Rejection(codes.AccountRejected, _NOT_TRADING)
         spec = self._specs.get(contract_id)
         if spec is None:
@@ -528,6 +781,7 @@ class Exchange:
         if side not in (OrderSide.BUY, OrderSide.SELL):
             raise Rejection(codes.OrderRejected, "Invalid order side specified.")
         order_type, order_side = OrderType(type), OrderSide(side)
+        self._require_session(account_id, contract_id, order_side, size, now=now)
         prices = self._entry_prices(
             spec,
             order_type,
@@ -538,6 +792,7 @@ class Exchange:
         )
         if custom_tag is not None and len(custom_tag) > MAX_CUSTOM_TAG:
             raise Rejection(codes.OrderRejected, "Custom tag is too long.")
+        self._judge(account_id, contract_id, order_side, size, now)
         if custom_tag is not None and custom_tag in self._tags[account_id]:
             raise Rejection(
                 codes.OrderRejected, f"Custom tag '{custom_tag}' is already in use on this account."
@@ -563,6 +818,7 @@ class Exchange:
         else:
             self._register(order, OrderStatus.OPEN)
         self._match(contract_id, now)
+        self._review(now)
         return order.id
 
     def cancel(self, account_id: int, order_id: int, *, now: float) -> None:
@@ -575,6 +831,7 @@ class Exchange:
         self._finish(order, OrderStatus.CANCELLED, now)
         self._attach_brackets(order, now)
         self._match(order.spec.contract.id, now)
+        self._review(now)
 
     def modify(
         self,
@@ -594,10 +851,22 @@ class Exchange:
         if account is None:
             raise Rejection(codes.AccountNotFound, None)
         order = self._working_order(account_id, order_id, codes.OrderNotFound)
+        self._review(now)
         if not account.can_trade:
-            raise Rejection(codes.AccountRejected, _NOT_TRADING)
+            raise Rejection(codes.AccountRejected, self._not_trading_message(account_id))
         if size is not None and not order.fill_volume < size <= MAX_ORDER_SIZE:
             raise Rejection(codes.Rejected, "Invalid order size specified.")
+        if not self._calendar.is_open(_timestamp(now)):
+            raise Rejection(codes.Rejected, OUTSIDE_HOURS)
+        if size is not None and size > order.size and order.parent_order_id is None:
+            self._judge(
+                account_id,
+                order.spec.contract.id,
+                order.side,
+                size - order.size,
+                now,
+                code=codes.Rejected,
+            )
         tick = order.spec.contract.tick_size
         price, ticks = order.price, order.trail_ticks
         for value, kind, allowed in (
@@ -620,6 +889,7 @@ class Exchange:
         order.price, order.trail_ticks, order.updated_at = price, ticks, now
         self._emit_order(order)
         self._match(order.spec.contract.id, now)
+        self._review(now)
 
     # Positions
 
@@ -633,7 +903,11 @@ class Exchange:
             (codes.AccountNotFound, codes.ContractNotFound, codes.ContractNotActive),
             codes.PositionNotFound,
         )
-        return self._reduce(position, abs(position.size), codes.OrderRejected, now)
+        if not self._calendar.is_open(_timestamp(now)):
+            raise Rejection(codes.OrderRejected, None)
+        order_id = self._reduce(position, abs(position.size), codes.OrderRejected, now)
+        self._review(now)
+        return order_id
 
     def partial_close_position(
         self, account_id: int, contract_id: str, size: int, *, now: float
@@ -649,13 +923,31 @@ class Exchange:
         )
         if size <= 0 or size >= abs(position.size):
             raise Rejection(codes.InvalidCloseSize, "Invalid close size specified.")
-        return self._reduce(position, size, codes.OrderRejected, now)
+        if not self._calendar.is_open(_timestamp(now)):
+            raise Rejection(codes.OrderRejected, None)
+        order_id = self._reduce(position, size, codes.OrderRejected, now)
+        self._review(now)
+        return order_id
 
     # Queries
 
     def accounts(self, only_active: bool = True) -> list[Account]:
-        """Every account, or only those allowed to trade."""
-        return [a.snapshot() for a in self._accounts.values() if a.can_trade or not only_active]
+        """Every account, or only the active ones: a ruled account until its rules close it (a
+        day's suspension keeps it listed), any other while it may trade."""
+        return [a.snapshot() for a in self._accounts.values() if not only_active or self._active(a)]
+
+    def _active(self, account: SimAccount) -> bool:
+        if account.id in self._keeper:
+            return self._keeper.status(account.id) is not AccountStatus.CLOSED
+        return account.can_trade
+
+    def rule_state(self, account_id: int) -> AccountState | None:
+        """A ruled account's rules state (balance high, floor, day figures); None without rules."""
+        return self._keeper.state(account_id) if account_id in self._keeper else None
+
+    def rule_states(self) -> dict[int, AccountState]:
+        """Every ruled account's rules state."""
+        return {account_id: self._keeper.state(account_id) for account_id in self._keeper.accounts}
 
     def contracts(self, *, live: bool = False) -> list[Contract]:
         """The whole catalogue, expired contracts included; ``live`` changes nothing here."""
@@ -956,6 +1248,10 @@ class Exchange:
             del self._positions[key]
         fees, commissions = spec.fee * size, spec.commission * size
         account.balance += (pnl or 0) - fees - commissions
+        if account.id in self._keeper:
+            executed = RuleFill(contract.id, order.side, size, price, fees + commissions)
+            self._keeper.record_fill(account.id, executed, contract)
+            self._review_due.add(account.id)
         order.fill_volume += size
         order.notional += price * size
         fill = Fill(
@@ -1019,6 +1315,169 @@ class Exchange:
             sibling.size, sibling.updated_at = target, now
             self._emit_order(sibling)
 
+    # Account rules
+
+    def _rules_allow_trading(self, account_id: int) -> bool:
+        """False when the account's rules, rather than its settings, keep it from trading (the
+        rules' own check then refuses with the rule's name)."""
+        return (
+            account_id not in self._keeper
+            or self._keeper.status(account_id) is AccountStatus.ACTIVE
+        )
+
+    def _not_trading_message(self, account_id: int) -> str:
+        if self._rules_allow_trading(account_id):
+            return _NOT_TRADING
+        closed = self._keeper.status(account_id) is AccountStatus.CLOSED
+        rules = self._keeper.rules(account_id)
+        if closed:
+            return f"Maximum loss limit: the {rules.name} account is closed."
+        return (
+            f"Daily loss limit: trading on the {rules.name} account is disabled "
+            "until the next trading day."
+        )
+
+    def marks(self) -> dict[str, Decimal]:
+        """The price each contract's open P&L is reckoned at: its last trade, else the mid."""
+        marks: dict[str, Decimal] = {}
+        for contract_id, book in self._books.items():
+            if book.last is not None:
+                marks[contract_id] = book.last
+            else:
+                marks[contract_id] = _ARITHMETIC.divide(book.bid + book.ask, Decimal(2))
+        return marks
+
+    def _judge(
+        self,
+        account_id: int,
+        contract_id: str,
+        side: OrderSide,
+        size: int,
+        now: float,
+        *,
+        code: int = PlaceOrderErrorCode.OrderRejected,
+    ) -> None:
+        """Refuse, naming the rule, an order the account's rules do not allow; working orders on
+        the same side count towards the position limit as if they filled."""
+        if account_id not in self._keeper:
+            return
+        marks = self.marks()
+        proposed = ProposedOrder(contract_id, side, size)
+        verdict = self._keeper.check(account_id, proposed, marks=marks, now=now)
+        if verdict.allowed and verdict.message != "order reduces a position":
+            pending = sum(
+                order.remaining
+                for order in self._working.get(contract_id, {}).values()
+                if order.account_id == account_id
+                and order.side is side
+                and order.parent_order_id is None
+            )
+            if pending:
+                proposed = ProposedOrder(contract_id, side, size + pending)
+                verdict = self._keeper.check(account_id, proposed, marks=marks, now=now)
+                if not verdict.allowed:
+                    verdict = attrs.evolve(
+                        verdict,
+                        message=f"{verdict.message}, counting {pending} contracts in working "
+                        "orders on the same side",
+                    )
+        if not verdict.allowed:
+            raise Rejection(code, refusal_message(verdict))
+
+    def review(self, now: float) -> None:
+        """Turn the trading day when it is due, flatten every account at the flatten time, and
+        enforce every ruled account's limits."""
+        self._clock = now
+        due = self._calendar.flatten_due(_timestamp(now))
+        if due is not None and due != self._flattened:
+            self._flattened = due
+            for account_id in self._accounts:
+                self.cancel_working(account_id, now)
+                self.flatten(account_id, now)
+        self._review(now)
+
+    def _require_session(
+        self, account_id: int, contract_id: str, side: OrderSide, size: int, *, now: float
+    ) -> None:
+        """Refuse an order while the market is closed, and one that adds risk once the flatten
+        time has come (positions must be flat by the close)."""
+        code = PlaceOrderErrorCode.OrderRejected
+        moment = _timestamp(now)
+        if not self._calendar.is_open(moment):
+            raise Rejection(code, OUTSIDE_HOURS)
+        if self._calendar.flatten_due(moment) is None:
+            return
+        position = self._positions.get((account_id, contract_id))
+        held = 0 if position is None else position.size
+        reducing = held != 0 and (held > 0) == (side is OrderSide.SELL) and size <= abs(held)
+        if not reducing:
+            raise Rejection(
+                code,
+                f"Flatten time: positions must be flat by {self._calendar.flatten_time} "
+                "Chicago time; orders that add risk wait for the next session.",
+            )
+
+    def _review(self, now: float) -> None:
+        if self._reviewing or not self._keeper.accounts:
+            return
+        if now >= self._next_turn:
+            self._review_due.update(self._keeper.accounts)
+            self._next_turn = _day_turn_after(now)
+        self._reviewing = True
+        try:
+            for _ in range(_REVIEW_PASSES):
+                due, self._review_due = self._review_due, set()
+                if not due:
+                    break
+                marks = self.marks()
+                for account_id in sorted(due):
+                    self._enforce(account_id, marks, now)
+        finally:
+            self._reviewing = False
+
+    def _enforce(self, account_id: int, marks: Mapping[str, Decimal], now: float) -> None:
+        """Carry out an assessment: cancel working orders, flatten, then announce the account."""
+        before = self._keeper.status(account_id)
+        assessment = self._keeper.review(account_id, marks, now)
+        if assessment is None:
+            return
+        if needs_cancel(assessment):
+            self.cancel_working(account_id, now)
+        if needs_flatten(assessment):
+            self.flatten(account_id, now)
+        after = self._keeper.status(account_id)
+        account = self._accounts[account_id]
+        if after is not before:
+            account.can_trade = after is AccountStatus.ACTIVE
+            self._emit(account_id, UserEventKind.ACCOUNT, account.snapshot())
+
+    def cancel_working(self, account_id: int, now: float) -> None:
+        """Cancel every working order of the account, oldest first."""
+        self._clock = now
+        for order in list(self._orders_working(account_id)):
+            self._finish(order, OrderStatus.CANCELLED, now)
+
+    def _orders_working(self, account_id: int) -> Iterator[_SimOrder]:
+        for working in list(self._working.values()):
+            for order in list(working.values()):
+                if order.account_id == account_id:
+                    yield order
+
+    def flatten(self, account_id: int, now: float) -> None:
+        """Close every open position of the account with market orders; a position without a
+        market to close against stays open until the next review."""
+        self._clock = now
+        held = [p for (owner, _), p in self._positions.items() if owner == account_id]
+        for position in held:
+            if position.size == 0:
+                continue
+            try:
+                self._reduce(
+                    position, abs(position.size), ClosePositionErrorCode.OrderRejected, now
+                )
+            except Rejection:
+                self._review_due.add(account_id)
+
     # Events
 
     def _emit_order(self, order: _SimOrder) -> None:
@@ -1027,5 +1486,13 @@ class Exchange:
     def _emit(
         self, account_id: int, kind: UserEventKind, entity: Account | Order | Position | Fill
     ) -> None:
+        if isinstance(entity, Order):
+            self._dirty_orders.add(entity.id)
+        elif isinstance(entity, Position):
+            self._dirty_positions.add((account_id, entity.contract_id))
+        elif isinstance(entity, Fill):
+            self._new_fills.append(entity)
+        else:
+            self._dirty_accounts.add(account_id)
         action = 0 if kind is UserEventKind.TRADE else 1
         self._events.append(UserEvent(account_id, kind, entity, action))

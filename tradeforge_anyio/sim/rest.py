@@ -9,19 +9,23 @@ and a failure of the simulator itself 500 (``internal_error``). Paths match case
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final
 
+from tradeforge_proto.core.bars import SHORTEST_SECONDS
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderStatus, OrderType
 from tradeforge_proto.core.errors import RemoteProtocolError
 from tradeforge_proto.core.jsoncodec import dumps, loads
-from tradeforge_proto.core.models import Bracket, Order
+from tradeforge_proto.core.models import Bar, Bracket, Order
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBucket
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp, to_wire
+from tradeforge_proto.rules import Hours, TradingCalendar
 
 from .engine import Rejection
 from .market import UnitUnavailable
+
+_INTRADAY: Final = frozenset({BarUnit.SECOND, BarUnit.MINUTE, BarUnit.HOUR, BarUnit.TICK})
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -280,7 +284,22 @@ def retrieve_bars(sim: Simulation, body: Body, _: str, now: float) -> HttpRespon
         )
     except UnitUnavailable as exc:  # finer than hours for an expired contract
         return envelope({"bars": None}, code=2, message=str(exc))
-    return envelope({"bars": _wire(bars)})
+    return envelope(
+        {"bars": _wire(in_sessions(sim.config.calendar, bars, BarUnit(unit), unit_number))}
+    )
+
+
+def in_sessions(
+    calendar: TradingCalendar, bars: list[Bar], unit: BarUnit, unit_number: int
+) -> list[Bar]:
+    """The intraday bars that overlap a session: none while the market is closed (a history
+    gap); daily and longer bars are kept whole."""
+    if calendar.hours is Hours.ALWAYS or unit not in _INTRADAY:
+        return bars
+    if unit is BarUnit.TICK:
+        return [bar for bar in bars if calendar.is_open(bar.time)]
+    length = timedelta(seconds=SHORTEST_SECONDS[unit] * unit_number)
+    return [bar for bar in bars if calendar.overlaps(bar.time, bar.time + length)]
 
 
 def _account(body: Body) -> int:

@@ -44,6 +44,7 @@ from .auth import bearer
 from .faults import Faults
 from .rest import internal_error, plain
 from .simulation import HubSession, SimConfig, Simulation, hub_name
+from .store import StateStore
 
 READ_SIZE: Final = 65_536
 TICK: Final = 0.02  # seconds between market steps
@@ -85,6 +86,9 @@ class SimServer:
     ``idle_timeout`` without a request, and any connection whose answer takes longer than
     ``write_timeout`` to write; a hub client silent for ``hub_client_timeout`` is dropped. Bodies
     over ``max_body`` are answered 413, header blocks over ``max_header`` 431.
+
+    With a ``store`` the exchange starts from the state it holds and writes every change to it;
+    the caller opens and closes the store.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class SimServer:
         hub_client_timeout: float = HUB_CLIENT_TIMEOUT,
         max_body: int = MAX_BODY,
         max_header: int = MAX_HEADER,
+        store: StateStore | None = None,
     ) -> None:
         for name, value in (
             ("header_timeout", header_timeout),
@@ -122,7 +127,7 @@ class SimServer:
         self.faults = faults or Faults()
         self._ssl = ssl_context
         self._clock = clock
-        self.simulation = Simulation(self.config, now=clock())
+        self.simulation = Simulation(self.config, now=clock(), store=store)
         self._wake = anyio.Event()
         self._task_group: anyio.abc.TaskGroup | None = None
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from typing import Any, Final
 
 import attrs
@@ -18,12 +17,15 @@ from tradeforge_proto.core.jsoncodec import dumps
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBucket
 from tradeforge_proto.limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
 from tradeforge_proto.providers.topstepx.wire import to_wire
+from tradeforge_proto.rules import TradingCalendar
 
+from .accounts import default_accounts
 from .auth import DEFAULT_API_KEY, DEFAULT_USERNAME, MAX_TOKENS, TokenBook, bearer
 from .contracts import default_catalogue, expiry_of
 from .engine import Exchange, SimAccount, UserEvent, UserEventKind
 from .market import QuoteChange, SyntheticMarket, TradePrints
 from .rest import NO_BODY, ROUTES, BadRequest, now_utc, parse_body, plain, problem
+from .store import StateStore
 
 USER_HUB: Final = "user"
 MARKET_HUB: Final = "market"
@@ -39,14 +41,6 @@ def hub_name(path: str) -> str | None:
     return hub
 
 
-def default_accounts() -> tuple[SimAccount, ...]:
-    """Two practice accounts, as a funded trader would have."""
-    return (
-        SimAccount(id=20258288, name="PRAC-V2-150K-SIM-1", balance=Decimal("150000.00")),
-        SimAccount(id=20258289, name="PRAC-V2-50K-SIM-2", balance=Decimal("50000.00")),
-    )
-
-
 @attrs.frozen
 class SimConfig:
     """What a simulation is made of; the defaults are documented in the README."""
@@ -60,6 +54,8 @@ class SimConfig:
     accounts: tuple[SimAccount, ...] = attrs.field(factory=default_accounts)
     max_tokens: int = MAX_TOKENS  # tokens kept at once; the oldest makes room past it
     max_clients: int = MAX_CLIENTS  # rate budgets kept at once; the least recently used go
+    calendar: TradingCalendar = attrs.field(factory=TradingCalendar)
+    """When the market is open; the default is always (demos and tests run any day)."""
 
 
 # hub method (lower case) -> (hub, channel, takes an argument)
@@ -130,10 +126,21 @@ class HubSession:
 class Simulation:
     """The simulated gateway: exchange, market, logins, limits and hub sessions."""
 
-    def __init__(self, config: SimConfig | None = None, *, now: float) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, now: float, store: StateStore | None = None
+    ) -> None:
         self.config = config or SimConfig()
         catalogue = default_catalogue(now_utc(now))
-        self.exchange = Exchange(catalogue, self.config.accounts, now=now)
+        saved = None if store is None else store.load()
+        if saved is None:
+            self.exchange = Exchange(
+                catalogue, self.config.accounts, now=now, calendar=self.config.calendar
+            )
+        else:
+            self.exchange = Exchange.restore(
+                catalogue, saved, now=now, calendar=self.config.calendar
+            )
+        self._store = store
         active = [spec for spec in catalogue if spec.contract.active]
         expired = [spec.contract for spec in catalogue if not spec.contract.active]
         expiries = {c.id: moment.timestamp() for c in expired if (moment := expiry_of(c.id))}
@@ -157,6 +164,19 @@ class Simulation:
         for spec in active:
             self._touch(spec.contract.id, now)
         self.exchange.drain_events()
+        self.exchange.take_changes()
+        if store is not None:
+            store.save(self.exchange.saved_state())
+
+    @property
+    def store(self) -> StateStore | None:
+        """Where the exchange's state is kept between runs; ``None`` keeps it in memory only."""
+        return self._store
+
+    def _persist(self) -> None:
+        changes = self.exchange.take_changes()
+        if self._store is not None and changes:
+            self._store.write(changes)
 
     # --- REST ---
 
@@ -194,6 +214,7 @@ class Simulation:
         if path == "/api/auth/logout" and token is not None:
             self.tokens.revoke(token)
         self.publish_user_events()
+        self._persist()
         return response
 
     # --- hubs ---
@@ -260,7 +281,10 @@ class Simulation:
     def advance(self, now: float) -> None:
         """Move the market to ``now``, fill what became marketable, queue every push."""
         touched: set[str] = set()
-        for update in self.market.advance(now):
+        updates = self.market.advance(now)
+        if not self.config.calendar.is_open(now_utc(now)):
+            updates = []  # no market data while the market is closed
+        for update in updates:
             # Encoded once, shared by every subscribed session.
             if isinstance(update, QuoteChange):
                 record = push("GatewayQuote", update.contract_id, update.data)
@@ -279,7 +303,9 @@ class Simulation:
                     session.outbox.append(record)
         for contract_id in sorted(touched):
             self._touch(contract_id, now)
+        self.exchange.review(now)
         self.publish_user_events()
+        self._persist()
 
     def _touch(self, contract_id: str, now: float) -> None:
         touch = self.market.touch(contract_id)

@@ -2,7 +2,8 @@
 
 Figures are Decimals; the clock and the marks are passed in. ``AccountRules`` holds the limits
 (``presets`` has Topstep's account types), ``AccountState`` the account and its transitions,
-``check_order`` judges an order and ``evaluate`` the account.
+``check_order`` judges an order and ``evaluate`` the account; ``TradingCalendar`` says when
+the market is open and when positions must be flat.
 """
 
 from .account import (
@@ -43,6 +44,7 @@ from .contracts import (
     symbol_root,
 )
 from .presets import COMBINE_50K, COMBINE_100K, COMBINE_150K, EXPRESS_FUNDED_50K, PRESETS
+from .sessions import OUTSIDE_HOURS, Hours, TradingCalendar
 from .tradingday import CHICAGO, DAY_TURN, day_start, trading_day
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "EXPRESS_FUNDED_50K",
     "MICRO",
     "MINI",
+    "OUTSIDE_HOURS",
     "PRESETS",
     "TRANSITIONS",
     "AccountRules",
@@ -72,11 +75,13 @@ __all__ = [
     "Fill",
     "Finding",
     "Holding",
+    "Hours",
     "MissingFigure",
     "OrderLike",
     "ProposedOrder",
     "Rule",
     "TickSpec",
+    "TradingCalendar",
     "Verdict",
     "apply_breaches",
     "check_order",
