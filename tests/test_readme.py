@@ -56,3 +56,14 @@ def test_the_blocking_quick_start_prints_a_fill_with_settings_for_a_simulator() 
             TS_API_KEY=DEFAULT_API_KEY,
         )
     assert re.search(r"^filled BUY 1 @ \d+(\.\d+)?$", out, re.M), out
+
+
+def test_the_combine_rules_snippet_prints_the_refusal_naming_the_rule() -> None:
+    out = run(snippet("combine-rules"))
+    assert out.startswith("refused: Maximum position size: order would hold 6 contracts"), out
+
+
+def test_the_risk_guard_snippet_refuses_before_sending_and_reports_what_is_left() -> None:
+    out = run(snippet("risk-guard"))
+    assert out.startswith("refused: max_position 6\n"), out
+    assert re.search(r"^daily loss left: \d+", out, re.M), out

@@ -11,8 +11,8 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -21,9 +21,11 @@ from tradeforge_proto.calls import Done, Failed, RestCore, RetryPolicy, Send
 from tradeforge_proto.config import ProfileSettings
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import (
+    LocalProtocolError,
     OrderUncertain,
     ProviderError,
     RemoteProtocolError,
+    RiskRejected,
     TradeForgeError,
 )
 from tradeforge_proto.core.interfaces import Provider
@@ -51,6 +53,8 @@ from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS, BarPager
 from tradeforge_proto.reconcile import Reconciler, Reconciliation, processing_window
 from tradeforge_proto.registry import provider_for, simulator_provider
+from tradeforge_proto.rules.guard import RiskGuard
+from tradeforge_proto.rules.tradingday import day_start, trading_day
 from tradeforge_proto.session import AuthNeed, TokenSession
 from tradeforge_sync.settings import load_settings
 
@@ -61,6 +65,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONTRACT_CACHE_SECONDS = 3600.0
+
+
+MARK_LOOKBACK = timedelta(days=4)  # a weekend and a holiday: the latest bar is in it
 
 
 class TradingClient:
@@ -84,6 +91,7 @@ class TradingClient:
         token_refresh_margin: float = 3600.0,
         rng: random.Random | None = None,
         reconcile_window: float | None = None,
+        guard: RiskGuard | None = None,
     ) -> None:
         self.provider = provider
         self._rng = rng or random.Random()
@@ -103,6 +111,8 @@ class TradingClient:
             ssl_context=ssl_context,
         )
         self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        self._guard = guard
+        self._guard_contracts: dict[ContractId, Contract] = {}
         self._reconcile_window = (
             processing_window(connect_timeout, read_timeout)
             if reconcile_window is None
@@ -169,6 +179,11 @@ class TradingClient:
     def token_expires_at(self) -> float | None:
         """When the current token expires (UNIX seconds)."""
         return self._core.session.expires_at
+
+    @property
+    def guard(self) -> RiskGuard | None:
+        """The risk guard ``place_order`` consults for its account, if one was given."""
+        return self._guard
 
     def stream(self, **options: Any) -> TradingStream:
         """A realtime stream on both hubs sharing this client's login (``with`` it)."""
@@ -296,7 +311,11 @@ class TradingClient:
         stop_loss: Bracket | None = None,
         take_profit: Bracket | None = None,
     ) -> OrderId:
-        """Place an order; it always carries a customTag so an uncertain outcome can be found."""
+        """Place an order; it always carries a customTag so an uncertain outcome can be found.
+
+        With a guard for ``account_id``, the guard is refreshed first and an order it refuses
+        raises RiskRejected without being sent; orders for other accounts are not checked.
+        """
         request = OrderRequest(
             account_id=account_id,
             contract_id=contract_id,
@@ -310,7 +329,58 @@ class TradingClient:
             stop_loss=stop_loss,
             take_profit=take_profit,
         )
+        guard = self._guard
+        if guard is not None and account_id == guard.account_id:
+            now = datetime.fromtimestamp(time.time(), UTC)
+            self.refresh_guard(now, contract_ids=(contract_id,))
+            verdict = guard.check(request, now)
+            if not verdict.allowed:
+                raise RiskRejected(verdict)
         return self.execute(self.provider.place_order(request))
+
+    def refresh_guard(
+        self, now: datetime | None = None, *, contract_ids: Iterable[ContractId] = ()
+    ) -> RiskGuard:
+        """Rebuild the guard from reads: its account, open positions, the day's fills, contracts.
+
+        The contracts of held positions and of ``contract_ids`` are looked up once each. A held
+        contract the guard has no quote for is marked at its latest one-minute bar's close; feed
+        the guard quotes (``guard.observe``) for live marks.
+        """
+        guard = self._guard
+        if guard is None:
+            raise LocalProtocolError("this client has no risk guard")
+        if now is None:
+            now = datetime.fromtimestamp(time.time(), UTC)
+        account_id = guard.account_id
+        accounts = self.get_accounts(only_active=False)
+        account = next((a for a in accounts if a.id == account_id), None)
+        if account is None:
+            raise ProviderError(
+                f"account {account_id} is not among the user's accounts",
+                endpoint="Account/search",
+                status=200,
+            )
+        positions = self.get_open_positions(account_id)
+        trades = self.search_trades(account_id, day_start(trading_day(now)))
+        wanted = {*contract_ids, *(p.contract_id for p in positions)}
+        for wanted_id in sorted(wanted - self._guard_contracts.keys()):
+            self._guard_contracts[wanted_id] = self.get_contract(wanted_id)
+        contracts = {wanted_id: self._guard_contracts[wanted_id] for wanted_id in wanted}
+        guard.sync(account, positions, trades, contracts, now)
+        for unpriced in guard.unpriced:  # no quote seen yet: the latest bar's close marks it
+            bars = self.get_bars(
+                unpriced,
+                BarUnit.MINUTE,
+                1,
+                start=now - MARK_LOOKBACK,
+                end=now,
+                limit=1,
+                include_partial_bar=True,
+            )
+            if bars:
+                guard.set_mark(unpriced, bars[-1].close)
+        return guard
 
     def modify_order(self, change: OrderModification) -> None:
         """Change a working order."""

@@ -190,3 +190,48 @@ def test_exhausted_descriptors_neither_flood_the_log_nor_stop_the_service():
         errors = service.errors()
     assert errors.count(ACCEPT_ERROR) <= 3, errors[:2000]
     assert len(errors) < 20_000
+
+
+def post_json(url: str, token: str, body: dict[str, object]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=SAFETY) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_the_embedded_simulator_keeps_its_state_in_the_user_data_directory(
+    tmp_path: Path,
+) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path)}
+    state = tmp_path / "tradeforge" / "paper-exchange.db"
+    with serving("--token", "t", "--account", "50K", env=env) as service:
+        assert f"state        {state}" in "\n".join(service.banner)
+        wait_until_up(service.base, "t")
+        accounts = json.loads(get(f"{service.base}/accounts", "t")[1])["accounts"]
+        assert [a["name"] for a in accounts] == ["50KTC-V2-SIM-1"]
+        contract = json.loads(get(f"{service.base}/contracts/by-symbol/MES", "t")[1])["id"]
+        order = {
+            "account_id": 20258288,
+            "contract_id": contract,
+            "side": "BUY",
+            "type": "LIMIT",
+            "size": 1,
+            "limit_price": "1000",
+        }
+        status, body = post_json(f"{service.base}/orders", "t", order)
+        assert status == 201, body
+        placed = json.loads(body)["order_id"]
+    assert state.exists()
+    with serving("--token", "t", env=env) as service:  # no --account: the kept accounts
+        wait_until_up(service.base, "t")
+        status, body = get(f"{service.base}/orders/open?account_id=20258288", "t")
+        assert status == 200, body
+        assert [o["id"] for o in json.loads(body)["orders"]] == [placed]
+    with serving("--token", "t", "--fresh", "--account", "100K", env=env) as service:
+        wait_until_up(service.base, "t")
+        accounts = json.loads(get(f"{service.base}/accounts", "t")[1])["accounts"]
+        assert [a["name"] for a in accounts] == ["100KTC-V2-SIM-1"]

@@ -169,3 +169,37 @@ def test_a_working_order_on_a_contract_no_longer_listed_comes_back_cancelled() -
     assert order.status is OrderStatus.CANCELLED
     assert order.contract_id == gone
     assert restored.open_orders(ACCOUNT) == []
+
+
+def test_a_file_another_simulator_holds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sim.db"
+    with StateStore(path):
+        with pytest.raises(StoreError, match="in use by another running simulator"):
+            StateStore(path)
+    with StateStore(path):  # free again once the first one closed it
+        pass
+
+
+def test_after_a_failed_write_the_whole_state_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sim.db"
+    with StateStore(path) as store:
+        sim = Simulation(CONFIG, now=T0, store=store)
+        token = login(sim, T0)
+        contract = contract_of(sim, token, T0)
+        write = store.write
+
+        def full_disk(changes: object) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(store, "write", full_disk)
+        first = place(sim, token, T0 + 1, contractId=contract, type=1, limitPrice=1000)
+        assert first["success"] is True  # the trade goes on; the file catches up later
+        assert "cannot write the state file" in caplog.text
+        monkeypatch.setattr(store, "write", write)
+        sim.advance(T0 + 2)
+        assert "written whole again" in caplog.text
+        saved = store.load()
+        assert saved is not None
+        assert [o.id for o in saved.orders] == [first["orderId"]]

@@ -6,7 +6,9 @@ a ``Simulation`` directly with a scripted clock and get the same event stream fo
 
 from __future__ import annotations
 
+import logging
 import math
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
@@ -27,6 +29,7 @@ from .market import QuoteChange, SyntheticMarket, TradePrints
 from .rest import NO_BODY, ROUTES, BadRequest, now_utc, parse_body, plain, problem
 from .store import StateStore
 
+log = logging.getLogger("tradeforge.sim")
 USER_HUB: Final = "user"
 MARKET_HUB: Final = "market"
 MAX_CLIENTS: Final = 4096  # clients whose rate budget is remembered at once
@@ -141,6 +144,7 @@ class Simulation:
                 catalogue, saved, now=now, calendar=self.config.calendar
             )
         self._store = store
+        self._unsaved = False
         active = [spec for spec in catalogue if spec.contract.active]
         expired = [spec.contract for spec in catalogue if not spec.contract.active]
         expiries = {c.id: moment.timestamp() for c in expired if (moment := expiry_of(c.id))}
@@ -174,9 +178,25 @@ class Simulation:
         return self._store
 
     def _persist(self) -> None:
+        """Write what changed; after a failed write the whole state, once the store works again
+        (the changes of the failed batch would be lost otherwise)."""
         changes = self.exchange.take_changes()
-        if self._store is not None and changes:
-            self._store.write(changes)
+        store = self._store
+        if store is None or not (changes or self._unsaved):
+            return
+        try:
+            if self._unsaved:
+                store.save(self.exchange.saved_state())
+            else:
+                store.write(changes)
+        except sqlite3.Error:
+            if not self._unsaved:
+                log.exception("cannot write the state file %s; will write it whole", store.path)
+            self._unsaved = True
+        else:
+            if self._unsaved:
+                log.warning("state file %s written whole again", store.path)
+            self._unsaved = False
 
     # --- REST ---
 

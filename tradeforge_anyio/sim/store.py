@@ -3,7 +3,8 @@
 Accounts (with their rules), rules states, orders (custom tags among them), open positions,
 fills and the id counters each live in their own table as JSON rows; a change is written in one
 transaction, so a crash leaves the file as it was after the last complete change. The file
-carries a schema version; a file of another version is refused rather than misread.
+carries a schema version; a file of another version is refused rather than misread, and a file
+another running simulator holds is refused too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tradeforge_proto.rules import AccountState, ContractWeights
 from .engine import Changes, Counters, OrderRecord, PositionRecord, SavedState, SimAccount
 
 SCHEMA_VERSION: Final = 1
+LOCK_WAIT: Final = 0.5  # seconds to wait for a file another process holds before refusing it
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
@@ -85,11 +87,23 @@ class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=LOCK_WAIT
+        )
         try:
+            # One simulator per file: the first write takes the lock until the file is closed.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if "locked" in str(exc):
+                raise StoreError(
+                    f"{self.path} is in use by another running simulator; give this one its "
+                    "own --state file, or --no-state"
+                ) from exc
+            raise StoreError(f"{self.path} is not a simulator state file: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{self.path} is not a simulator state file: {exc}") from exc

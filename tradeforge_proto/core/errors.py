@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..rules.checks import Verdict
     from .operations import Change
 
 
@@ -40,6 +41,25 @@ class BarsCapExceeded(LocalProtocolError):
             f"{reason} the cap of {cap:,} bars per call: narrow the window, "
             "pass a smaller limit, or raise max_bars"
         )
+
+
+class RiskRejected(LocalProtocolError):
+    """A risk guard refused an order before it was sent; ``verdict`` holds the rule and figures."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        figures = ", ".join(
+            f"{label} {format(value.normalize(), 'f')}"
+            for label, value in (
+                ("limit", verdict.limit),
+                ("current", verdict.current),
+                ("after", verdict.after),
+            )
+            if value is not None
+        )
+        rule = "no rule could be judged" if verdict.rule is None else verdict.rule.value
+        detail = f"{rule}: {figures}" if figures else rule
+        super().__init__(f"order refused by the risk guard ({detail}): {verdict.message}")
 
 
 class RemoteProtocolError(ProtocolError):

@@ -3,7 +3,8 @@
 Figures are Decimals; the clock and the marks are passed in. ``AccountRules`` holds the limits
 (``presets`` has Topstep's account types), ``AccountState`` the account and its transitions,
 ``check_order`` judges an order and ``evaluate`` the account; ``TradingCalendar`` says when
-the market is open and when positions must be flat.
+the market is open and when positions must be flat; ``RiskGuard`` keeps one account's state as a
+client sees it, to refuse an order before it is sent and to warn as a limit nears.
 """
 
 from .account import (
@@ -43,6 +44,7 @@ from .contracts import (
     TickSpec,
     symbol_root,
 )
+from .guard import RiskGuard
 from .presets import COMBINE_50K, COMBINE_100K, COMBINE_150K, EXPRESS_FUNDED_50K, PRESETS
 from .sessions import OUTSIDE_HOURS, Hours, TradingCalendar
 from .tradingday import CHICAGO, DAY_TURN, day_start, trading_day
@@ -79,6 +81,7 @@ __all__ = [
     "MissingFigure",
     "OrderLike",
     "ProposedOrder",
+    "RiskGuard",
     "Rule",
     "TickSpec",
     "TradingCalendar",
