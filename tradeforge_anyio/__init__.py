@@ -1,10 +1,9 @@
 """TradeForge's async runtime (asyncio and trio, through anyio)."""
 
-from tradeforge_sync.settings import load_settings
-
 from .client import TradingClient
 from .net import ConnectionPool, ConnectTimeout, Origin, ReadTimeout, TransportError
 from .quickstart import connect
+from .settings import load_settings
 from .stream import TradingStream
 
 __all__ = [

@@ -217,11 +217,11 @@ def _allowed_hosts(bind: str, extra: Sequence[str]) -> list[str]:
 
 async def _run_serve(args: argparse.Namespace) -> None:
     from tradeforge_proto.calls import RetryPolicy
-    from tradeforge_sync.settings import load_settings
 
     from .client import TradingClient
     from .service import create_app
     from .service.serving import ServeLimits, build_server
+    from .settings import load_settings
 
     profile = load_settings(args.env_file).profile(args.profile)
     token, token_note = _service_token(args.token)

@@ -14,16 +14,22 @@ import sys
 import time
 from types import TracebackType
 from typing import Final, Self
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import attrs
 from anyio.streams.tls import TLSStream
 
-from tradeforge_proto.core.errors import ConfigurationError, LocalProtocolError, TradeForgeError
+from tradeforge_proto.core.errors import ConfigurationError, LocalProtocolError
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.http import HttpClientConnection
+from tradeforge_proto.transport import (
+    ConnectTimeout,
+    Origin,
+    ReadTimeout,
+    SendProgress,
+    TransportError,
+)
 
 __all__ = [
     "ConnectTimeout",
@@ -36,76 +42,8 @@ __all__ = [
 ]
 
 READ_SIZE: Final = 65_536
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # Failures of the byte stream itself, as anyio reports them on every backend.
 _STREAM_ERRORS: Final = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
-
-
-class TransportError(TradeForgeError):
-    """Connecting, the TLS handshake, writing or reading failed or timed out.
-
-    ``request_sent`` is True once writing the request began: the server may then have acted on it.
-    """
-
-    def __init__(self, message: str, *, request_sent: bool) -> None:
-        super().__init__(message)
-        self.request_sent = request_sent
-
-
-class ConnectTimeout(TransportError):
-    """Opening the connection (TCP and TLS) took longer than ``connect_timeout``."""
-
-
-class ReadTimeout(TransportError):
-    """The request was not written and wholly answered within ``read_timeout``."""
-
-
-@attrs.frozen
-class Origin:
-    """Where requests go: scheme (``http`` or ``https``), host and port."""
-
-    scheme: str
-    host: str
-    port: int
-
-    @classmethod
-    def from_url(cls, url: str) -> Origin:
-        """The origin of ``url`` (its path and query are ignored); default ports are filled in."""
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _DEFAULT_PORTS:
-            raise LocalProtocolError(f"only http and https URLs are supported, got {scheme!r}")
-        if parts.username is not None or parts.password is not None:
-            raise LocalProtocolError("URLs with credentials in them are not supported")
-        host = parts.hostname
-        if not host:
-            raise LocalProtocolError(f"the {scheme} URL has no host")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise LocalProtocolError(f"the {scheme} URL for {host} has an invalid port") from exc
-        if port == 0:
-            raise LocalProtocolError(f"the {scheme} URL for {host} has port 0")
-        return cls(scheme, host, _DEFAULT_PORTS[scheme] if port is None else port)
-
-    @property
-    def host_header(self) -> str:
-        """The ``Host`` header value: IPv6 addresses in brackets, the port unless the default."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port == _DEFAULT_PORTS.get(self.scheme):
-            return host
-        return f"{host}:{self.port}"
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, preferring the OS error that anyio's exceptions wrap."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return str(cause) or type(cause).__name__
-
-
-def _address(origin: Origin) -> str:
-    host = f"[{origin.host}]" if ":" in origin.host else origin.host
-    return f"{host}:{origin.port}"
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -117,11 +55,15 @@ def default_ssl_context() -> ssl.SSLContext:
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-@attrs.define
-class SendProgress:
-    """Filled in by ``ConnectionPool.send``; after a cancellation, says if the request left."""
+def _reason(exc: BaseException) -> str:
+    """What went wrong, preferring the OS error that anyio's exceptions wrap."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return str(cause) or type(cause).__name__
 
-    request_sent: bool = False
+
+def _address(origin: Origin) -> str:
+    host = f"[{origin.host}]" if ":" in origin.host else origin.host
+    return f"{host}:{origin.port}"
 
 
 @attrs.define(eq=False)

@@ -7,10 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from tradeforge_sync.settings import load_settings
-
 from .client import TradingClient
-from .sim.server import SimServer
+from .settings import load_settings
 
 
 @asynccontextmanager
@@ -23,6 +21,8 @@ async def connect(
         async with TradingClient.from_settings(settings, **options) as client:
             yield client
         return
+    from .sim.server import SimServer  # only when it is needed: the simulator is large
+
     async with SimServer() as sim:
         config = sim.config
         async with TradingClient.for_simulator(

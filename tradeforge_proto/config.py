@@ -18,10 +18,12 @@ More profiles: ``TRADEFORGE_PROFILES=TS,BULENOX`` reads the same names with each
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Final
 
 import attrs
+from dotenv import dotenv_values
 
 from .core.errors import ConfigurationError
 from .core.operations import RateBucket
@@ -108,6 +110,16 @@ class Settings:
         except KeyError:
             known = ", ".join(self.profiles)
             raise ConfigurationError(f"no profile {name!r}; configured: {known}") from None
+
+    @classmethod
+    def from_sources(cls, environ: Mapping[str, str], env_text: str | None = None) -> Settings:
+        """Settings from the text of a ``.env`` file overlaid by ``environ``, which wins."""
+        values: dict[str, str] = {}
+        if env_text is not None:
+            parsed = dotenv_values(stream=io.StringIO(env_text))
+            values.update({key: value for key, value in parsed.items() if value is not None})
+        values.update(environ)
+        return cls.from_env(values)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

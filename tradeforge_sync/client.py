@@ -56,9 +56,9 @@ from tradeforge_proto.registry import provider_for, simulator_provider
 from tradeforge_proto.rules.guard import RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
 from tradeforge_proto.session import AuthNeed, TokenSession
-from tradeforge_sync.settings import load_settings
 
 from .net import ConnectionPool, Origin, SendProgress, TransportError
+from .settings import load_settings
 
 if TYPE_CHECKING:
     from .stream import TradingStream

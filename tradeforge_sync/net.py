@@ -23,17 +23,16 @@ from typing import Final, Self
 
 import attrs
 
-from tradeforge_anyio.net import (
+from tradeforge_proto.core.errors import ConfigurationError, LocalProtocolError
+from tradeforge_proto.core.operations import HttpRequest, HttpResponse
+from tradeforge_proto.http import HttpClientConnection
+from tradeforge_proto.transport import (
     ConnectTimeout,
     Origin,
     ReadTimeout,
     SendProgress,
     TransportError,
-    default_ssl_context,
 )
-from tradeforge_proto.core.errors import ConfigurationError, LocalProtocolError
-from tradeforge_proto.core.operations import HttpRequest, HttpResponse
-from tradeforge_proto.http import HttpClientConnection
 
 __all__ = [
     "ConnectTimeout",
@@ -46,6 +45,15 @@ __all__ = [
 ]
 
 READ_SIZE: Final = 65_536
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """A client TLS context trusting the system's certificate store (truststore when present)."""
+    try:
+        import truststore
+    except ImportError:  # pragma: no cover - truststore is a dependency
+        return ssl.create_default_context()
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from tradeforge_anyio.sim.market import DepthChange, QuoteChange, SyntheticMarke
 from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import DepthReceived, OrderBook, QuoteUpdated, Subscription
 from tradeforge_proto.core.enums import DepthType, OrderSide, OrderStatus, OrderType
-from tradeforge_proto.core.models import Fill, Order
+from tradeforge_proto.core.models import Bracket, Fill, Order
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 
@@ -256,6 +256,33 @@ def test_a_market_order_bigger_than_the_book_fills_in_part_and_the_rest_is_cance
     refresh(ex, m, T0 + 0.5)
     ex.place(PB, MES.contract.id, OrderType.MARKET, BUY, 1, now=T0 + 0.5)
     assert trades_of(ex.drain_events()) == [(asks[0][0], 1)]
+
+
+def test_a_market_order_filled_in_part_gets_brackets_for_what_it_filled() -> None:
+    m = mes_market(seed=7)
+    m.advance(T0)
+    ex = Exchange(
+        CATALOGUE,
+        [SimAccount(PB, "PRAC-V2-101", Decimal(10) ** 7, auto_oco_brackets=True)],
+        now=T0,
+    )
+    refresh(ex, m, T0)
+    _, asks = m.levels(MES.contract.id)
+    available = sum(s for _, s in asks)
+    entry = ex.place(
+        PB,
+        MES.contract.id,
+        OrderType.MARKET,
+        BUY,
+        available + 5,
+        stop_loss=Bracket(-8, OrderType.STOP),
+        take_profit=Bracket(8, OrderType.LIMIT),
+        now=T0,
+    )
+    children = [o for o in ex.open_orders(PB) if o.parent_order_id == entry]
+    assert sorted(o.type for o in children) == [OrderType.LIMIT, OrderType.STOP]
+    assert {o.size for o in children} == {available}  # the position is protected in full
+    assert {o.side for o in children} == {SELL}
 
 
 def test_a_crossing_limit_order_walks_up_to_its_limit_and_rests_the_rest() -> None:

@@ -1212,7 +1212,7 @@ class Exchange:
         self._emit(order.account_id, UserEventKind.ACCOUNT, account.snapshot())
         if order.parent_order_id is not None:
             self._follow_sibling(order, now)
-        elif order.status is OrderStatus.FILLED:
+        elif order.status.is_terminal:  # filled, or a market order's unfilled rest cancelled
             self._attach_brackets(order, now)
 
     def _apply_fill(
