@@ -64,7 +64,7 @@ def test(extra: list[str]) -> None:
     """Lint, format check, strict type check, then the whole test suite with core coverage."""
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
-    _run(PYTHON, "-m", "mypy", *PACKAGES, "examples", "bench", "fuzz")
+    _run(PYTHON, "-m", "mypy", *PACKAGES, "examples", "bench", "fuzz", "tools")
     workers = str(min(os.cpu_count() or 1, 4))  # tests wait on I/O: one worker per core
     _run(
         PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers,

@@ -1,7 +1,7 @@
 """TradeForge's async runtime (asyncio and trio, through anyio)."""
 
 from .client import TradingClient
-from .net import ConnectionPool, ConnectTimeout, Origin, ReadTimeout, TransportError
+from .net import ConnectionPool, ConnectTimeout, Origin, ReadTimeout, SendProgress, TransportError
 from .quickstart import connect
 from .settings import load_settings
 from .stream import TradingStream
@@ -11,6 +11,7 @@ __all__ = [
     "ConnectionPool",
     "Origin",
     "ReadTimeout",
+    "SendProgress",
     "TradingClient",
     "TradingStream",
     "TransportError",

@@ -2,7 +2,7 @@
 
 All decisions (authentication, token refresh, rate limits, which errors may be retried, when an
 outcome is uncertain) are the core's ``RestCore``; this class only sends what it is told to,
-sleeps when it is told to, and translates a cancellation into the core's verdict.
+sleeps when it is told to, and translates an interruption into the core's verdict.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
-
-import anyio
 
 from tradeforge_proto.calls import Done, Failed, RestCore, RetryPolicy, Send
 from tradeforge_proto.config import ProfileSettings
@@ -58,6 +56,7 @@ from tradeforge_proto.rules.guard import RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
 from tradeforge_proto.session import AuthNeed, TokenSession
 
+from . import _runtime
 from .net import ConnectionPool, Origin, SendProgress, TransportError
 from .settings import load_settings
 
@@ -66,8 +65,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONTRACT_CACHE_SECONDS = 3600.0
-
-
 MARK_LOOKBACK = timedelta(days=4)  # a weekend and a holiday: the latest bar is in it
 
 
@@ -75,7 +72,8 @@ class TradingClient(TradingPlatformAPI):
     """Accounts, contracts, bars, orders, positions and fills of one login, asynchronously.
 
     ``async with TradingClient.from_env() as client:`` reads TS_* settings (and ``.env``);
-    ``TradingClient(provider)`` takes any provider directly (``TopStepX(...)``, say).
+    ``TradingClient(provider)`` takes any provider directly (``TopStepX(...)``, say). Safe to
+    share between tasks.
     """
 
     def __init__(
@@ -111,6 +109,8 @@ class TradingClient(TradingPlatformAPI):
             ssl_context=ssl_context,
         )
         self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
+        self._lock = _runtime.core_lock()
         self._guard = guard
         self._guard_contracts: dict[ContractId, Contract] = {}
         self._reconcile_window = (
@@ -164,11 +164,13 @@ class TradingClient(TradingPlatformAPI):
     async def fresh_token(self, *, force: bool = False) -> Secret:
         """A valid token for the hubs; ``force`` logs in again (the last one was refused)."""
         session = self._core.session
-        current = session.token
-        if current is not None and not force and session.need(time.time()) is AuthNeed.NONE:
-            return current
+        with self._lock:
+            current = session.token
+            if current is not None and not force and session.need(time.time()) is AuthNeed.NONE:
+                return current
         token = await self.execute(self.provider.login())
-        session.token_obtained(token, time.time())
+        with self._lock:
+            session.token_obtained(token, time.time())
         return token
 
     @property
@@ -191,30 +193,37 @@ class TradingClient(TradingPlatformAPI):
 
     async def execute(self, operation: Operation[T]) -> T:
         """Run one operation through the core: auth, limits, retries, then the answer."""
-        call = self._core.start(operation, time.time())
+        lock = self._lock
+        with lock:
+            call = self._core.start(operation, time.time())
         while True:
-            step = call.next_step(time.time())
+            with lock:
+                step = call.next_step(time.time())
             if isinstance(step, Done):
                 return step.value
             if isinstance(step, Failed):
                 raise step.error
             if not isinstance(step, Send):
-                await anyio.sleep(max(0.0, step.until - time.time()))
+                await _runtime.sleep(max(0.0, step.until - time.time()))
                 continue
             progress = SendProgress()
             try:
                 response = await self._pool.send(step.request, progress=progress)
             except TransportError as exc:
-                call.transport_failed(exc, request_sent=exc.request_sent, now=time.time())
+                with lock:
+                    call.transport_failed(exc, request_sent=exc.request_sent, now=time.time())
             except RemoteProtocolError as exc:
-                call.transport_failed(exc, request_sent=True, now=time.time())
-            except anyio.get_cancelled_exc_class() as exc:
-                verdict = call.abandon(exc, request_sent=progress.request_sent, now=time.time())
+                with lock:
+                    call.transport_failed(exc, request_sent=True, now=time.time())
+            except _runtime.interrupted() as exc:
+                with lock:
+                    verdict = call.abandon(exc, request_sent=progress.request_sent, now=time.time())
                 if isinstance(verdict, OrderUncertain):
-                    raise verdict from None
+                    raise verdict from exc
                 raise
             else:
-                call.response_received(response, time.time())
+                with lock:
+                    call.response_received(response, time.time())
 
     # --- accounts and contracts ---
 
@@ -416,7 +425,7 @@ class TradingClient(TradingPlatformAPI):
             wait=wait,
         )
         while (verdict := reconciler.verdict) is None:
-            await anyio.sleep(max(0.0, reconciler.next_lookup - time.time()))
+            await _runtime.sleep(max(0.0, reconciler.next_lookup - time.time()))
             operation = reconciler.lookup(time.time())
             try:
                 value = await self.execute(operation)

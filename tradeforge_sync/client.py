@@ -1,15 +1,15 @@
+# Generated from tradeforge_anyio/client.py by tools/unasync.py: edit that file, then run the tool.
 """The blocking trading client: every generic operation over HTTP, for scripts and threads.
 
 All decisions (authentication, token refresh, rate limits, which errors may be retried, when an
 outcome is uncertain) are the core's ``RestCore``; this class only sends what it is told to,
-sleeps when it is told to, and translates an interruption (Ctrl-C) into the core's verdict.
+sleeps when it is told to, and translates an interruption into the core's verdict.
 """
 
 from __future__ import annotations
 
 import random
 import ssl
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -57,6 +57,7 @@ from tradeforge_proto.rules.guard import RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
 from tradeforge_proto.session import AuthNeed, TokenSession
 
+from . import _runtime
 from .net import ConnectionPool, Origin, SendProgress, TransportError
 from .settings import load_settings
 
@@ -65,8 +66,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONTRACT_CACHE_SECONDS = 3600.0
-
-
 MARK_LOOKBACK = timedelta(days=4)  # a weekend and a holiday: the latest bar is in it
 
 
@@ -111,6 +110,8 @@ class TradingClient:
             ssl_context=ssl_context,
         )
         self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
+        self._lock = _runtime.core_lock()
         self._guard = guard
         self._guard_contracts: dict[ContractId, Contract] = {}
         self._reconcile_window = (
@@ -118,8 +119,6 @@ class TradingClient:
             if reconcile_window is None
             else reconcile_window
         )
-        # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
-        self._lock = threading.Lock()
 
     # --- construction ---
 
@@ -206,7 +205,7 @@ class TradingClient:
             if isinstance(step, Failed):
                 raise step.error
             if not isinstance(step, Send):
-                time.sleep(max(0.0, step.until - time.time()))
+                _runtime.sleep(max(0.0, step.until - time.time()))
                 continue
             progress = SendProgress()
             try:
@@ -217,7 +216,7 @@ class TradingClient:
             except RemoteProtocolError as exc:
                 with lock:
                     call.transport_failed(exc, request_sent=True, now=time.time())
-            except KeyboardInterrupt as exc:
+            except _runtime.interrupted() as exc:
                 with lock:
                     verdict = call.abandon(exc, request_sent=progress.request_sent, now=time.time())
                 if isinstance(verdict, OrderUncertain):
@@ -425,7 +424,7 @@ class TradingClient:
             wait=wait,
         )
         while (verdict := reconciler.verdict) is None:
-            time.sleep(max(0.0, reconciler.next_lookup - time.time()))
+            _runtime.sleep(max(0.0, reconciler.next_lookup - time.time()))
             operation = reconciler.lookup(time.time())
             try:
                 value = self.execute(operation)

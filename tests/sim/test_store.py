@@ -173,9 +173,8 @@ def test_a_working_order_on_a_contract_no_longer_listed_comes_back_cancelled() -
 
 def test_a_file_another_simulator_holds_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "sim.db"
-    with StateStore(path):
-        with pytest.raises(StoreError, match="in use by another running simulator"):
-            StateStore(path)
+    with StateStore(path), pytest.raises(StoreError, match="in use by another running simulator"):
+        StateStore(path)
     with StateStore(path):  # free again once the first one closed it
         pass
 

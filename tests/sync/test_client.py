@@ -11,8 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-import tradeforge_sync
-from tradeforge_anyio.client import TradingClient as AsyncTradingClient
 from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.calls import RetryPolicy
@@ -55,15 +53,6 @@ def ctrl_c_after(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def test_the_public_methods_mirror_the_async_client() -> None:
-    def public(cls: type) -> set[str]:
-        return {name for name in dir(cls) if not name.startswith("_")}
-
-    assert public(TradingClient) - {"close"} == public(AsyncTradingClient) - {"aclose"}
-    assert tradeforge_sync.TradingClient is TradingClient
-    assert tradeforge_sync.load_settings is not None
 
 
 def test_reads() -> None:
