@@ -162,4 +162,7 @@ def test_hostile_ids_are_refused_cleanly(
         response = http.request(
             method, path, content=content, headers={"Content-Type": "application/json"}
         )
+    if order_id == "open":  # /orders/open is another route, which only reads
+        assert response.status_code == 405
+        return
     check(http, response)

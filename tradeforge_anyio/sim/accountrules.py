@@ -27,7 +27,6 @@ from tradeforge_proto.rules import (
     apply_breaches,
     check_order,
     evaluate,
-    trading_day,
 )
 from tradeforge_proto.rules import Fill as RuleFill
 
@@ -95,10 +94,9 @@ class RuleKeeper:
         return self._states[account_id].status
 
     def check(
-        self, account_id: int, order: ProposedOrder, *, marks: Mapping[str, Decimal], now: float
+        self, account_id: int, order: ProposedOrder, *, marks: Mapping[str, Decimal]
     ) -> Verdict:
-        """Whether ``order`` may go, the account's trading day turned first when it is due."""
-        self.turn_day(account_id, marks, now)
+        """Whether ``order`` may go, on the state as it stands (a review turns the day first)."""
         try:
             return check_order(
                 self._states[account_id], self._rules[account_id], order, marks, self._contracts
@@ -109,20 +107,6 @@ class RuleKeeper:
     def record_fill(self, account_id: int, fill: RuleFill, contract: Contract) -> None:
         """Net an execution (its fees and commissions as the fee) into the rules state."""
         self._states[account_id], _ = self._states[account_id].apply_fill(fill, contract)
-
-    def turn_day(self, account_id: int, marks: Mapping[str, Decimal], now: float) -> bool:
-        """End the account's trading day when ``now`` is in a later one; True if it turned."""
-        state = self._states[account_id]
-        moment = _moment(now)
-        if trading_day(moment) <= state.day:
-            return False
-        try:
-            self._states[account_id] = state.turn_day(
-                self._rules[account_id], moment, marks, self._contracts
-            )
-        except MissingFigure:
-            return False
-        return True
 
     def review(
         self, account_id: int, marks: Mapping[str, Decimal], now: float

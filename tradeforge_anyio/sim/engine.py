@@ -16,6 +16,7 @@ immediate-or-cancel order would be: the gateway does not document what it does t
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal
@@ -44,6 +45,7 @@ from tradeforge_proto.rules import (
     AccountState,
     AccountStatus,
     ProposedOrder,
+    Rule,
     TradingCalendar,
 )
 from tradeforge_proto.rules import Fill as RuleFill
@@ -102,6 +104,7 @@ _STOP_ONLY: Final = frozenset({OrderType.STOP})
 _ARITHMETIC: Final = Context(prec=28)
 _NOT_TRADING: Final = "Account is not allowed to trade."
 _REVIEW_PASSES: Final = 3  # a review's flatten fills are judged again, at most this often
+_FLATTEN_RETRY: Final = 1.0  # seconds between flatten attempts at the flatten time
 
 Execution = tuple[Decimal, int]
 Ladder = Sequence[tuple[Decimal, int]]
@@ -557,7 +560,8 @@ class Exchange:
         )
         self._review_due: set[int] = set()
         self._reviewing = False
-        self._next_turn = _day_turn_after(now)
+        self._next_turn = -math.inf  # the first review turns whatever day is past
+        self._next_flatten = -math.inf
         self._clock = now
         self._books: dict[str, _Book] = {}
         self._orders: dict[int, _SimOrder] = {}
@@ -792,7 +796,7 @@ class Exchange:
         )
         if custom_tag is not None and len(custom_tag) > MAX_CUSTOM_TAG:
             raise Rejection(codes.OrderRejected, "Custom tag is too long.")
-        self._judge(account_id, contract_id, order_side, size, now)
+        self._judge(account_id, contract_id, order_side, size)
         if custom_tag is not None and custom_tag in self._tags[account_id]:
             raise Rejection(
                 codes.OrderRejected, f"Custom tag '{custom_tag}' is already in use on this account."
@@ -859,14 +863,12 @@ class Exchange:
         if not self._calendar.is_open(_timestamp(now)):
             raise Rejection(codes.Rejected, OUTSIDE_HOURS)
         if size is not None and size > order.size and order.parent_order_id is None:
-            self._judge(
-                account_id,
-                order.spec.contract.id,
-                order.side,
-                size - order.size,
-                now,
-                code=codes.Rejected,
+            increase = size - order.size
+            contract_id = order.spec.contract.id
+            self._require_session(
+                account_id, contract_id, order.side, increase, now=now, code=codes.Rejected
             )
+            self._judge(account_id, contract_id, order.side, increase, code=codes.Rejected)
         tick = order.spec.contract.tick_size
         price, ticks = order.price, order.trail_ticks
         for value, kind, allowed in (
@@ -1315,6 +1317,38 @@ class Exchange:
             sibling.size, sibling.updated_at = target, now
             self._emit_order(sibling)
 
+    # Expiry
+
+    def expired_holdings(self) -> list[str]:
+        """Contracts with a position or a working order that no longer trade (expired, or gone
+        from the catalogue), sorted."""
+        held = {contract_id for _, contract_id in self._positions}
+        held.update(contract_id for contract_id, working in self._working.items() if working)
+        return sorted(c for c in held if c not in self._specs or not self._specs[c].contract.active)
+
+    def settle(self, contract_id: str, price: Decimal | None, now: float) -> None:
+        """Close every position on a contract that stopped trading at its settlement ``price``
+        (without fees; ``None``: at each position's own average, so without P&L), and cancel
+        its working orders."""
+        self._clock = now
+        for order in list(self._working.get(contract_id, {}).values()):
+            self._finish(order, OrderStatus.CANCELLED, now)
+        for (account_id, held_id), position in list(self._positions.items()):
+            if held_id != contract_id or position.size == 0:
+                continue
+            spec = self._specs.get(contract_id)
+            if spec is None:
+                spec = attrs.evolve(self._any_spec(), contract=position.contract)
+            free = attrs.evolve(spec, fee=Decimal(0), commission=Decimal(0))
+            side = OrderSide.SELL if position.size > 0 else OrderSide.BUY
+            size = abs(position.size)
+            order = self._new_order(
+                account_id, free, OrderType.MARKET, side, size, prices=_Prices(), now=now
+            )
+            self._register(order, OrderStatus.PENDING)
+            at = _to_decimal(position.average) if price is None else price
+            self._execute(order, [(at, size)], now)
+
     # Account rules
 
     def _rules_allow_trading(self, account_id: int) -> bool:
@@ -1347,61 +1381,78 @@ class Exchange:
                 marks[contract_id] = _ARITHMETIC.divide(book.bid + book.ask, Decimal(2))
         return marks
 
+    def _exposure(self, account_id: int, contract_id: str, side: OrderSide, size: int) -> int:
+        """The working orders on ``side`` that would add to an order of ``size`` if they filled:
+        an entry's remaining size, and a bracket's two legs once (one cancels the other)."""
+        pending = 0
+        legs: dict[int, int] = {}
+        for order in self._working.get(contract_id, {}).values():
+            if order.account_id != account_id or order.side is not side:
+                continue
+            parent = order.parent_order_id
+            if parent is None:
+                pending += order.remaining
+            else:
+                legs[parent] = max(legs.get(parent, 0), order.remaining)
+        return pending + sum(legs.values())
+
     def _judge(
         self,
         account_id: int,
         contract_id: str,
         side: OrderSide,
         size: int,
-        now: float,
         *,
         code: int = PlaceOrderErrorCode.OrderRejected,
     ) -> None:
-        """Refuse, naming the rule, an order the account's rules do not allow; working orders on
-        the same side count towards the position limit as if they filled."""
+        """Refuse, naming the rule, an order the account's rules do not allow. It is judged
+        together with the working orders on its side, as if they all filled: so no set of
+        orders, each within the rules, can take the account past them."""
         if account_id not in self._keeper:
             return
-        marks = self.marks()
-        proposed = ProposedOrder(contract_id, side, size)
-        verdict = self._keeper.check(account_id, proposed, marks=marks, now=now)
-        if verdict.allowed and verdict.message != "order reduces a position":
-            pending = sum(
-                order.remaining
-                for order in self._working.get(contract_id, {}).values()
-                if order.account_id == account_id
-                and order.side is side
-                and order.parent_order_id is None
+        pending = self._exposure(account_id, contract_id, side, size)
+        proposed = ProposedOrder(contract_id, side, size + pending)
+        verdict = self._keeper.check(account_id, proposed, marks=self.marks())
+        if verdict.allowed:
+            return
+        if pending and verdict.rule is Rule.MAX_POSITION:
+            verdict = attrs.evolve(
+                verdict,
+                message=f"{verdict.message}, counting {pending} contracts in working orders "
+                "on the same side",
             )
-            if pending:
-                proposed = ProposedOrder(contract_id, side, size + pending)
-                verdict = self._keeper.check(account_id, proposed, marks=marks, now=now)
-                if not verdict.allowed:
-                    verdict = attrs.evolve(
-                        verdict,
-                        message=f"{verdict.message}, counting {pending} contracts in working "
-                        "orders on the same side",
-                    )
-        if not verdict.allowed:
-            raise Rejection(code, refusal_message(verdict))
+        raise Rejection(code, refusal_message(verdict))
 
     def review(self, now: float) -> None:
-        """Turn the trading day when it is due, flatten every account at the flatten time, and
+        """Turn the trading day when it is due, flatten every account from the flatten time to
+        the close (its working orders cancelled once, its positions until they are flat), and
         enforce every ruled account's limits."""
         self._clock = now
         due = self._calendar.flatten_due(_timestamp(now))
-        if due is not None and due != self._flattened:
-            self._flattened = due
-            for account_id in self._accounts:
-                self.cancel_working(account_id, now)
-                self.flatten(account_id, now)
+        if due is not None:
+            if due != self._flattened:
+                self._flattened = due
+                for account_id in self._accounts:
+                    self.cancel_working(account_id, now)
+            if now >= self._next_flatten:
+                self._next_flatten = now + _FLATTEN_RETRY
+                for account_id in sorted({owner for owner, _ in self._positions}):
+                    self.flatten(account_id, now)
         self._review(now)
 
     def _require_session(
-        self, account_id: int, contract_id: str, side: OrderSide, size: int, *, now: float
+        self,
+        account_id: int,
+        contract_id: str,
+        side: OrderSide,
+        size: int,
+        *,
+        now: float,
+        code: int = PlaceOrderErrorCode.OrderRejected,
     ) -> None:
         """Refuse an order while the market is closed, and one that adds risk once the flatten
-        time has come (positions must be flat by the close)."""
-        code = PlaceOrderErrorCode.OrderRejected
+        time has come (positions must be flat by the close); working orders on the order's side
+        count with it."""
         moment = _timestamp(now)
         if not self._calendar.is_open(moment):
             raise Rejection(code, OUTSIDE_HOURS)
@@ -1409,7 +1460,8 @@ class Exchange:
             return
         position = self._positions.get((account_id, contract_id))
         held = 0 if position is None else position.size
-        reducing = held != 0 and (held > 0) == (side is OrderSide.SELL) and size <= abs(held)
+        total = size + self._exposure(account_id, contract_id, side, size)
+        reducing = held != 0 and (held > 0) == (side is OrderSide.SELL) and total <= abs(held)
         if not reducing:
             raise Rejection(
                 code,
@@ -1476,7 +1528,8 @@ class Exchange:
                     position, abs(position.size), ClosePositionErrorCode.OrderRejected, now
                 )
             except Rejection:
-                self._review_due.add(account_id)
+                if account_id in self._keeper:  # judged again at the next review
+                    self._review_due.add(account_id)
 
     # Events
 

@@ -528,6 +528,15 @@ class SyntheticMarket:
         feed = self._feeds[contract_id]
         return feed.price(_ticks(feed.path.x(_finite(t, "t"))))
 
+    def settlement(self, contract_id: str) -> Decimal | None:
+        """An expired contract's price at its expiry, on the tick grid; None when the market
+        keeps no history for it."""
+        kept = self._history.get(contract_id)
+        if kept is None:
+            return None
+        feed, expiry = kept
+        return feed.price(_ticks(feed.path.x(expiry)))
+
     # -- live updates ---------------------------------------------------------------------------
 
     def advance(self, now: float) -> list[MarketUpdate]:

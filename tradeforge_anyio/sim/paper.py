@@ -92,9 +92,9 @@ def add_paper_options(
     group.add_argument(
         "--bracket-mode",
         choices=("position", "auto-oco"),
-        default="position",
-        help="the accounts' bracket setting: position brackets refuse bracket orders, auto-oco "
-        "attaches them to the entry (default position)",
+        help="every account's bracket setting, those in the state file too: position brackets "
+        "refuse bracket orders, auto-oco attaches them to the entry (default: position for new "
+        "accounts, the kept setting for restored ones)",
     )
     group.add_argument(
         "--hours",
@@ -165,10 +165,16 @@ def _accounts(args: argparse.Namespace) -> tuple[SimAccount, ...]:
 
 def paper_config(args: argparse.Namespace, **options: Any) -> SimConfig:
     """The simulation the options describe; ``options`` are further ``SimConfig`` fields."""
-    calendar = TradingCalendar(
-        Hours(args.hours), holidays=args.holiday, flatten_time=args.flatten_time
+    try:
+        calendar = TradingCalendar(
+            Hours(args.hours), holidays=args.holiday, flatten_time=args.flatten_time
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"--flatten-time: {exc}") from None
+    brackets = None if args.bracket_mode is None else args.bracket_mode == "auto-oco"
+    return SimConfig(
+        accounts=_accounts(args), calendar=calendar, auto_oco_brackets=brackets, **options
     )
-    return SimConfig(accounts=_accounts(args), calendar=calendar, **options)
 
 
 def paper_faults(args: argparse.Namespace) -> Faults:

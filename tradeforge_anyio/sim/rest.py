@@ -20,12 +20,15 @@ from tradeforge_proto.core.jsoncodec import dumps, loads
 from tradeforge_proto.core.models import Bar, Bracket, Order
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBucket
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp, to_wire
-from tradeforge_proto.rules import Hours, TradingCalendar
+from tradeforge_proto.rules import Hours, TradingCalendar, trading_day
 
 from .engine import Rejection
 from .market import UnitUnavailable
 
 _INTRADAY: Final = frozenset({BarUnit.SECOND, BarUnit.MINUTE, BarUnit.HOUR, BarUnit.TICK})
+_GAP_SEARCHES: Final = 32  # requests one answer may take to skip closed stretches
+_GAP_SEARCH_DAYS: Final = 370
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 if TYPE_CHECKING:
     from .simulation import Simulation
@@ -271,35 +274,86 @@ def retrieve_bars(sim: Simulation, body: Body, _: str, now: float) -> HttpRespon
         return envelope({"bars": None}, code=3)
     if not 0 < limit <= MAX_BARS:
         return envelope({"bars": None}, code=4)
-    try:
-        bars = sim.market.bars(
+
+    def fetch(top: datetime, count: int) -> list[Bar]:
+        return sim.market.bars(
             contract_id,
             BarUnit(unit),
             unit_number,
             start=start,
-            end=end,
-            limit=limit,
+            end=top,
+            limit=count,
             include_partial_bar=partial,
             now=now,
         )
+
+    try:
+        bars = session_bars(
+            sim.config.calendar,
+            fetch,
+            unit=BarUnit(unit),
+            unit_number=unit_number,
+            end=end,
+            limit=limit,
+        )
     except UnitUnavailable as exc:  # finer than hours for an expired contract
         return envelope({"bars": None}, code=2, message=str(exc))
-    return envelope(
-        {"bars": _wire(in_sessions(sim.config.calendar, bars, BarUnit(unit), unit_number))}
-    )
+    return envelope({"bars": _wire(bars)})
 
 
-def in_sessions(
-    calendar: TradingCalendar, bars: list[Bar], unit: BarUnit, unit_number: int
+def session_bars(
+    calendar: TradingCalendar,
+    fetch: Callable[[datetime, int], list[Bar]],
+    *,
+    unit: BarUnit,
+    unit_number: int,
+    end: datetime,
+    limit: int,
 ) -> list[Bar]:
-    """The intraday bars that overlap a session: none while the market is closed (a history
-    gap); daily and longer bars are kept whole."""
+    """The ``limit`` most recent bars up to ``end`` (newest first) that overlap a session: no
+    intraday bar while the market was closed (a history gap), daily and longer bars whole.
+
+    ``fetch(top, count)`` gives the ``count`` most recent bars up to ``top``; closed stretches
+    are skipped by asking again before them, jumping a closed weekend or holiday at once.
+    """
     if calendar.hours is Hours.ALWAYS or unit not in _INTRADAY:
-        return bars
-    if unit is BarUnit.TICK:
-        return [bar for bar in bars if calendar.is_open(bar.time)]
-    length = timedelta(seconds=SHORTEST_SECONDS[unit] * unit_number)
-    return [bar for bar in bars if calendar.overlaps(bar.time, bar.time + length)]
+        return fetch(end, limit)
+    length = timedelta(seconds=0 if unit is BarUnit.TICK else SHORTEST_SECONDS[unit] * unit_number)
+
+    def in_session(bar: Bar) -> bool:
+        if unit is BarUnit.TICK:
+            return calendar.is_open(bar.time)
+        return calendar.overlaps(bar.time, bar.time + length)
+
+    kept: list[Bar] = []
+    top = end
+    for _ in range(_GAP_SEARCHES):
+        wanted = limit - len(kept)
+        bars = fetch(top, wanted)
+        found = [bar for bar in bars if in_session(bar)]
+        kept.extend(found)
+        if len(kept) >= limit or len(bars) < wanted:
+            break
+        oldest = min(bar.time for bar in bars)
+        top = oldest - _MICROSECOND
+        if not found:
+            close = _last_close_before(calendar, oldest)
+            if close is None:
+                break
+            top = min(top, close)
+    return kept[:limit]
+
+
+def _last_close_before(calendar: TradingCalendar, moment: datetime) -> datetime | None:
+    """When the latest session that closed at or before ``moment`` closed."""
+    day = trading_day(moment)
+    for _ in range(_GAP_SEARCH_DAYS):
+        if calendar.has_session(day):
+            close = calendar.session_close(day)
+            if close <= moment:
+                return close
+        day -= timedelta(days=1)
+    return None
 
 
 def _account(body: Body) -> int:

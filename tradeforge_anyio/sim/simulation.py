@@ -32,6 +32,8 @@ from .store import StateStore
 log = logging.getLogger("tradeforge.sim")
 USER_HUB: Final = "user"
 MARKET_HUB: Final = "market"
+_RETRY_FIRST: Final = 1.0  # seconds before a failed state write is tried again, doubling
+_RETRY_LONGEST: Final = 60.0
 MAX_CLIENTS: Final = 4096  # clients whose rate budget is remembered at once
 Push = str  # one encoded SignalR invocation record, RS included
 
@@ -59,6 +61,8 @@ class SimConfig:
     max_clients: int = MAX_CLIENTS  # rate budgets kept at once; the least recently used go
     calendar: TradingCalendar = attrs.field(factory=TradingCalendar)
     """When the market is open; the default is always (demos and tests run any day)."""
+    auto_oco_brackets: bool | None = None
+    """A bracket mode for every account, restored ones included; None keeps each account's."""
 
 
 # hub method (lower case) -> (hub, channel, takes an argument)
@@ -145,6 +149,8 @@ class Simulation:
             )
         self._store = store
         self._unsaved = False
+        self._retry_at = 0.0
+        self._retry_wait = _RETRY_FIRST
         active = [spec for spec in catalogue if spec.contract.active]
         expired = [spec.contract for spec in catalogue if not spec.contract.active]
         expiries = {c.id: moment.timestamp() for c in expired if (moment := expiry_of(c.id))}
@@ -167,22 +173,45 @@ class Simulation:
         self.market.advance(now)
         for spec in active:
             self._touch(spec.contract.id, now)
+        if saved is not None:
+            self._settle_expired(now)
+        if self.config.auto_oco_brackets is not None:
+            for account in self.exchange.accounts(only_active=False):
+                self.exchange.configure_account(
+                    account.id, auto_oco_brackets=self.config.auto_oco_brackets, now=now
+                )
+        self.exchange.review(now)
         self.exchange.drain_events()
-        self.exchange.take_changes()
-        if store is not None:
+        if store is None:
+            self.exchange.take_changes()
+        elif saved is None:
+            self.exchange.take_changes()
             store.save(self.exchange.saved_state())
+        else:
+            store.write(self.exchange.take_changes())
+
+    def _settle_expired(self, now: float) -> None:
+        """Close what a restart finds on contracts that stopped trading meanwhile: positions at
+        the settlement price (the market's price at expiry; the entry price for a contract the
+        catalogue no longer knows), working orders cancelled."""
+        for contract_id in self.exchange.expired_holdings():
+            price = self.market.settlement(contract_id)
+            self.exchange.settle(contract_id, price, now)
 
     @property
     def store(self) -> StateStore | None:
         """Where the exchange's state is kept between runs; ``None`` keeps it in memory only."""
         return self._store
 
-    def _persist(self) -> None:
-        """Write what changed; after a failed write the whole state, once the store works again
-        (the changes of the failed batch would be lost otherwise)."""
+    def _persist(self, now: float) -> None:
+        """Write what changed. After a failed write the whole state is written instead (the
+        failed batch's changes would be lost otherwise), retried at growing intervals; the file
+        keeps its last good state meanwhile."""
         changes = self.exchange.take_changes()
         store = self._store
         if store is None or not (changes or self._unsaved):
+            return
+        if self._unsaved and now < self._retry_at:
             return
         try:
             if self._unsaved:
@@ -192,7 +221,11 @@ class Simulation:
         except sqlite3.Error:
             if not self._unsaved:
                 log.exception("cannot write the state file %s; will write it whole", store.path)
+                self._retry_wait = _RETRY_FIRST
+            else:
+                self._retry_wait = min(self._retry_wait * 2, _RETRY_LONGEST)
             self._unsaved = True
+            self._retry_at = now + self._retry_wait
         else:
             if self._unsaved:
                 log.warning("state file %s written whole again", store.path)
@@ -234,7 +267,7 @@ class Simulation:
         if path == "/api/auth/logout" and token is not None:
             self.tokens.revoke(token)
         self.publish_user_events()
-        self._persist()
+        self._persist(now)
         return response
 
     # --- hubs ---
@@ -325,7 +358,7 @@ class Simulation:
             self._touch(contract_id, now)
         self.exchange.review(now)
         self.publish_user_events()
-        self._persist()
+        self._persist(now)
 
     def _touch(self, contract_id: str, now: float) -> None:
         touch = self.market.touch(contract_id)

@@ -148,9 +148,12 @@ class StateStore:
     def clear(self) -> None:
         """Forget every account, order, position and fill (the schema stays)."""
         with self._transaction():
-            for table in _TABLES[:-1]:
-                self._db.execute(f"DELETE FROM {table}")
-            self._db.execute("DELETE FROM meta WHERE key != 'schema'")
+            self._delete_all()
+
+    def _delete_all(self) -> None:
+        for table in _TABLES[:-1]:
+            self._db.execute(f"DELETE FROM {table}")
+        self._db.execute("DELETE FROM meta WHERE key != 'schema'")
 
     def load(self) -> SavedState | None:
         """The state kept in the file; ``None`` when it holds no accounts yet."""
@@ -178,52 +181,54 @@ class StateStore:
         return [data for (data,) in self._db.execute(query)]
 
     def save(self, state: SavedState) -> None:
-        """Write a whole state, replacing whatever the file held."""
-        self.clear()
-        self.write(
-            Changes(
-                accounts=state.accounts,
-                rule_states=state.rule_states,
-                orders=state.orders,
-                positions=state.positions,
-                closed_positions=(),
-                fills=state.fills,
-                counters=state.counters,
-            )
+        """Write a whole state in place of whatever the file held, in one transaction: a failure
+        leaves the file as it was."""
+        whole = Changes(
+            accounts=state.accounts,
+            rule_states=state.rule_states,
+            orders=state.orders,
+            positions=state.positions,
+            closed_positions=(),
+            fills=state.fills,
+            counters=state.counters,
         )
+        with self._transaction():
+            self._delete_all()
+            self._write_rows(whole)
 
     def write(self, changes: Changes) -> None:
         """Apply one batch of changes in a single transaction."""
-        upsert = self._upsert
         with self._transaction():
-            for account in changes.accounts:
-                upsert("accounts", {"id": account.id, "data": _encode(account)})
-            for account_id, state in changes.rule_states.items():
-                upsert("rule_states", {"account_id": account_id, "data": _encode(state)})
-            for order in changes.orders:
-                upsert(
-                    "orders",
-                    {"id": order.id, "account_id": order.account_id, "data": _encode(order)},
-                )
-            for held in changes.positions:
-                upsert(
-                    "positions",
-                    {
-                        "account_id": held.account_id,
-                        "contract_id": held.contract.id,
-                        "data": _encode(held),
-                    },
-                )
-            for account_id, contract_id in changes.closed_positions:
-                self._db.execute(
-                    "DELETE FROM positions WHERE account_id = ? AND contract_id = ?",
-                    (account_id, contract_id),
-                )
-            for fill in changes.fills:
-                upsert(
-                    "fills", {"id": fill.id, "account_id": fill.account_id, "data": _encode(fill)}
-                )
-            upsert("meta", {"key": "counters", "value": _encode(changes.counters)})
+            self._write_rows(changes)
+
+    def _write_rows(self, changes: Changes) -> None:
+        upsert = self._upsert
+        for account in changes.accounts:
+            upsert("accounts", {"id": account.id, "data": _encode(account)})
+        for account_id, state in changes.rule_states.items():
+            upsert("rule_states", {"account_id": account_id, "data": _encode(state)})
+        for order in changes.orders:
+            upsert(
+                "orders",
+                {"id": order.id, "account_id": order.account_id, "data": _encode(order)},
+            )
+        for held in changes.positions:
+            upsert(
+                "positions",
+                {
+                    "account_id": held.account_id,
+                    "contract_id": held.contract.id,
+                    "data": _encode(held),
+                },
+            )
+        for account_id, contract_id in changes.closed_positions:
+            self._db.execute(
+                "DELETE FROM positions WHERE account_id = ? AND contract_id = ?",
+                (account_id, contract_id),
+            )
+        for fill in changes.fills:
+            upsert("fills", {"id": fill.id, "account_id": fill.account_id, "data": _encode(fill)})
+        upsert("meta", {"key": "counters", "value": _encode(changes.counters)})
 
     def _upsert(self, table: str, row: Mapping[str, object]) -> None:
         columns = ", ".join(row)

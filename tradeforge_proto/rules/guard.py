@@ -70,8 +70,10 @@ def _holding(position: Position) -> Holding:
 
 
 def _realized(trade: Trade) -> Decimal:
+    """A fill's part of the day's P&L: its profit, less its fees and its commissions."""
     with localcontext(EXACT):
-        return (trade.profit_and_loss or Decimal(0)) - trade.fees
+        charges = trade.fees + (trade.commissions or Decimal(0))
+        return (trade.profit_and_loss or Decimal(0)) - charges
 
 
 class RiskGuard:

@@ -72,6 +72,7 @@ def trade(
     pnl: str | None,
     fees: str = "0",
     *,
+    commissions: str | None = None,
     account_id: int = ID,
     voided: bool = False,
     when: timedelta = timedelta(0),
@@ -86,6 +87,7 @@ def trade(
         size=1,
         order_id=trade_id,
         fees=Decimal(fees),
+        commissions=None if commissions is None else Decimal(commissions),
         voided=voided,
         profit_and_loss=None if pnl is None else Decimal(pnl),
     )
@@ -368,8 +370,9 @@ def test_fills_add_to_the_day_realized_once() -> None:
     assert guard.observe(FillReceived(trade(3, "50", voided=True)), NOW) == ()
     assert guard.observe(FillReceived(trade(4, "50", account_id=OTHER)), NOW) == ()
     assert guard.observe(FillReceived(trade(5, "50", when=-timedelta(days=1))), NOW) == ()
+    assert guard.observe(FillReceived(trade(6, "10", "1", commissions="0.5")), NOW) == ()
     assert guard.state is not None
-    assert guard.state.day_realized == Decimal(148)
+    assert guard.state.day_realized == Decimal("156.5")  # profits less fees and commissions
     assert guard.state.balance == Decimal(50000)  # the balance comes from account updates
 
 
