@@ -25,7 +25,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".tradeforge-installed"
-PACKAGES = ["tradeforge_proto", "tradeforge_anyio", "tradeforge_sync"]
+PACKAGES = ["tradeforge_proto", "tradeforge_anyio", "tradeforge_sync", "tradeforge_sim"]
 
 
 def _fingerprint() -> str:
@@ -80,7 +80,7 @@ def run(extra: list[str]) -> None:
 
 def sim(extra: list[str]) -> None:
     """The gateway simulator, in the foreground (Ctrl-C stops it)."""
-    _run(PYTHON, "-m", "tradeforge_anyio.sim", *extra)
+    _run(PYTHON, "-m", "tradeforge_sim", *extra)
 
 
 def bench(extra: list[str]) -> None:

@@ -57,8 +57,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.events import (
     DepthReceived,
     MarketTradeReceived,
@@ -66,6 +64,8 @@ from tradeforge_proto.core.events import (
     StreamEvent,
 )
 from tradeforge_proto.providers.topstepx.symbols import active_contract
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 SEED: Final = 7
 SYMBOL: Final = "MES"

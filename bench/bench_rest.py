@@ -42,11 +42,11 @@ import anyio.from_thread
 import httpx
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.operations import Operation, RateBucket
 from tradeforge_proto.limits import RateBudget
 from tradeforge_proto.providers import topstepx
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 GENEROUS = {
     RateBucket.GENERAL: RateBudget(10**9, 60.0),

@@ -13,13 +13,13 @@ import time
 
 import anyio
 
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.jsoncodec import dumps, loads
 from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.signalr import HubConnection, HubRole
 from tradeforge_proto.websocket import TextReceived, WebSocketClient
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 SUBSCRIBE = ("SubscribeContractQuotes", "SubscribeContractTrades", "SubscribeContractMarketDepth")
 

@@ -13,7 +13,7 @@ per trade print (what the project's market hub makes of each record). Three cont
 - pysignalr + typed: the same, each record then decoded by the project's ``MarketHub`` into the
   same typed events as ours, which separates the transport from the decoding.
 
-Throughput. The simulator runs in a child process (``python -m tradeforge_anyio.sim``), so that
+Throughput. The simulator runs in a child process (``python -m tradeforge_sim``), so that
 it has its own CPU and the CPU time of this process is the client's alone. The contenders take
 turns, round after round, on that one simulator; each runs a warm-up, then a fixed window. Two
 figures per contender: events per second received in the window, which stay at what the
@@ -46,8 +46,6 @@ from typing import Any
 import anyio
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig, Simulation
 from tradeforge_proto.core.events import (
     DepthReceived,
     MarketTradeReceived,
@@ -58,6 +56,8 @@ from tradeforge_proto.core.models import ContractId
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.providers.topstepx.wire import parse_timestamp
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig, Simulation
 
 SEED = 7
 BENCH_OUTBOX = 1 << 30  # bytes a hub client may leave unread: large, nobody is cut off
@@ -212,7 +212,7 @@ async def pysignalr_window(
 @contextmanager
 def child_simulator(rate: float) -> Iterator[str]:
     """A simulator in its own process; yields its REST URL."""
-    command = [sys.executable, "-m", "tradeforge_anyio.sim", "--port", "0"]
+    command = [sys.executable, "-m", "tradeforge_sim", "--port", "0"]
     # A contender that falls behind is measured, not cut off as a slow client.
     command += ["--rate", f"{rate:g}", "--seed", str(SEED), "--hub-outbox", str(BENCH_OUTBOX)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

@@ -40,7 +40,7 @@ def test_the_blocking_runtime_loads_no_async_runtime_simulator_or_service() -> N
 def test_the_async_runtime_loads_no_blocking_runtime_simulator_or_service() -> None:
     modules = loaded("tradeforge_anyio")
     assert "tradeforge_anyio.client" in modules
-    unwanted = ("tradeforge_sync", "tradeforge_anyio.sim", "tradeforge_anyio.service", "fastapi")
+    unwanted = ("tradeforge_sync", "tradeforge_sim", "tradeforge_anyio.service", "fastapi")
     assert roots(modules, *unwanted) == []
 
 

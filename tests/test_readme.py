@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 
 from .sync import running_sim
 

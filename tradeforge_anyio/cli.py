@@ -16,8 +16,7 @@ import anyio
 from tradeforge_proto.core.errors import ConfigurationError
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
-
-from .sim.paper import (
+from tradeforge_sim.paper import (
     add_paper_options,
     default_state_path,
     open_paper_state,
@@ -25,9 +24,9 @@ from .sim.paper import (
     paper_faults,
     paper_summary,
 )
-from .sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, SimServer
-from .sim.server import MAX_BODY as SIM_MAX_BODY
-from .sim.store import StateStore, StoreError
+from tradeforge_sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, SimServer
+from tradeforge_sim.server import MAX_BODY as SIM_MAX_BODY
+from tradeforge_sim.store import StateStore, StoreError
 
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
 

@@ -21,7 +21,7 @@ async def connect(
         async with TradingClient.from_settings(settings, **options) as client:
             yield client
         return
-    from .sim.server import SimServer  # only when it is needed: the simulator is large
+    from tradeforge_sim.server import SimServer  # only when it is needed: the simulator is large
 
     async with SimServer() as sim:
         config = sim.config

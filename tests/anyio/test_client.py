@@ -9,8 +9,6 @@ import anyio
 import pytest
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core import (
     AuthenticationError,
@@ -26,6 +24,8 @@ from tradeforge_proto.core import (
     ServerError,
 )
 from tradeforge_proto.reconcile import Outcome
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = 20258288

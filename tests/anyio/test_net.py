@@ -20,7 +20,6 @@ from tradeforge_anyio.net import (
     TransportError,
     default_ssl_context,
 )
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.errors import (
     ConfigurationError,
     LocalProtocolError,
@@ -30,6 +29,7 @@ from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.http import HttpServerConnection
 from tradeforge_proto.providers import topstepx
+from tradeforge_sim.server import SimServer
 
 pytestmark = pytest.mark.anyio
 

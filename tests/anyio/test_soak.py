@@ -38,9 +38,6 @@ import anyio
 import pytest
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core import (
     Connected,
     DepthReceived,
@@ -63,6 +60,9 @@ from tradeforge_proto.core.operations import RateBucket
 from tradeforge_proto.limits import RateBudget
 from tradeforge_proto.providers.topstepx import wire
 from tradeforge_proto.realtime.machine import StreamConfig
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -17,11 +17,11 @@ import anyio.to_thread
 import pytest
 
 from tradeforge_anyio.client import TradingClient as AsyncClient
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.enums import OrderSide, OrderType
 from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.providers.topstepx import TopStepX
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.client import TradingClient as SyncClient
 
 ACCOUNT = 20258288

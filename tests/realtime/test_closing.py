@@ -10,11 +10,11 @@ from contextlib import contextmanager
 import attrs
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.providers.topstepx import TopStepX
 from tradeforge_proto.realtime import StreamConfig, StreamState
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .facade import ACCOUNT, opened
 

@@ -12,14 +12,14 @@ import attrs
 import pytest
 
 from tradeforge_anyio.client import TradingClient as AsyncClient
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.enums import OrderSide, OrderType
 from tradeforge_proto.core.errors import LocalProtocolError, ProviderError, RiskRejected
 from tradeforge_proto.core.models import Position
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.rules import COMBINE_50K, Rule
 from tradeforge_proto.rules.guard import RiskGuard
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.client import TradingClient as SyncClient
 
 from .facade import Face

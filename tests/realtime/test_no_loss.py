@@ -9,7 +9,6 @@ from collections import Counter
 
 import pytest
 
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.enums import OrderStatus
 from tradeforge_proto.core.events import (
     Disconnected,
@@ -20,6 +19,7 @@ from tradeforge_proto.core.events import (
     StreamEvent,
 )
 from tradeforge_proto.realtime import StreamConfig
+from tradeforge_sim.server import SimServer
 
 from .facade import ACCOUNT, Face, opened
 

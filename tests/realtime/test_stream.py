@@ -11,7 +11,6 @@ import anyio
 import pytest
 import trustme
 
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_anyio.stream import TradingStream as AsyncStream
 from tradeforge_proto.core.events import (
     AccountUpdated,
@@ -28,6 +27,7 @@ from tradeforge_proto.core.events import (
     StreamStopped,
 )
 from tradeforge_proto.realtime import StreamConfig, StreamState
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.stream import TradingStream as SyncStream
 
 from .facade import ACCOUNT, opened

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.errors import SubscriptionFailed, SubscriptionTimeout
 from tradeforge_proto.core.events import (
     FillReceived,
@@ -16,6 +14,8 @@ from tradeforge_proto.core.events import (
 )
 from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.realtime import StreamConfig, SubscriptionStatus
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .facade import ACCOUNT, opened
 

@@ -17,8 +17,8 @@ from fastapi import FastAPI
 
 from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.service.serving import ServeLimits, ServiceServer, build_server
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 SAFETY: Final = 15.0
 """Seconds any one exchange with the service may take before a test gives up on it."""

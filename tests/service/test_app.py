@@ -15,10 +15,6 @@ from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.net import TransportError
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.errors import error_response
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY
-from tradeforge_anyio.sim.engine import SimAccount
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core.errors import (
     AuthenticationError,
@@ -31,6 +27,10 @@ from tradeforge_proto.core.errors import (
 )
 from tradeforge_proto.core.operations import RateBucket
 from tradeforge_proto.limits import RateBudget
+from tradeforge_sim.auth import DEFAULT_API_KEY
+from tradeforge_sim.engine import SimAccount
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .harness import served, simulator_client
 

@@ -20,9 +20,9 @@ from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.app import ClientFactory
 from tradeforge_anyio.service.serving import ServeLimits
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.operations import Operation
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .harness import SAFETY, health_answers, running, send_partially, simulator_client
 

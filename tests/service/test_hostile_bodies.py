@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradeforge_anyio.service import create_app
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .harness import SAFETY, served, simulator_client
 

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, settings
 
 from tradeforge_anyio.client import TradingClient
 from tradeforge_anyio.service import create_app
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .harness import served, simulator_client
 

@@ -60,9 +60,9 @@ from tests.anyio.test_soak import STREAM, traced
 from tests.anyio.test_soak import memory as soak_memory
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.fanout import Fanout
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.realtime.machine import StreamState
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .harness import served, simulator_client
 

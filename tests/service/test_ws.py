@@ -17,9 +17,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tradeforge_anyio.service import create_app
 from tradeforge_anyio.service.fanout import Fanout
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.subscriptions import Subscription
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 from .harness import served, simulator_client
 

@@ -9,7 +9,6 @@ import anyio
 import anyio.abc
 
 from tradeforge_anyio.client import TradingClient
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, Operation
 from tradeforge_proto.core.secret import Secret
@@ -17,6 +16,7 @@ from tradeforge_proto.core.subscriptions import Subscription
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.realtime import HubSpec, StreamConfig
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 
 T = TypeVar("T")
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 import attrs
 import pytest
 
-from tradeforge_anyio.sim.accounts import ACCOUNT_TYPES, account_type, accounts_of
-from tradeforge_anyio.sim.contracts import default_catalogue
-from tradeforge_anyio.sim.engine import Exchange, Rejection, SimAccount, UserEventKind
 from tradeforge_proto.core.enums import OrderSide, OrderStatus, OrderType
 from tradeforge_proto.core.models import Account, Order
 from tradeforge_proto.providers.topstepx.codes import PlaceOrderErrorCode
 from tradeforge_proto.rules import COMBINE_50K, AccountStatus
+from tradeforge_sim.accounts import ACCOUNT_TYPES, account_type, accounts_of
+from tradeforge_sim.contracts import default_catalogue
+from tradeforge_sim.engine import Exchange, Rejection, SimAccount, UserEventKind
 
 T0 = datetime(2025, 11, 24, 15, 0, tzinfo=UTC)  # a Monday, 09:00 in Chicago
 NOW = T0.timestamp()

@@ -10,16 +10,16 @@ import anyio
 import anyio.abc
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.providers import topstepx
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .netclient import Rest
 
 
 def test_python_m_sim_prints_its_urls_and_serves_them():
     process = subprocess.Popen(
-        [sys.executable, "-m", "tradeforge_anyio.sim", "--port", "0", "--seed", "3", "--rate", "5"],
+        [sys.executable, "-m", "tradeforge_sim", "--port", "0", "--seed", "3", "--rate", "5"],
         stdout=subprocess.PIPE,
         text=True,
     )

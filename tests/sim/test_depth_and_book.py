@@ -10,16 +10,16 @@ from typing import Any
 import anyio
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.contracts import default_catalogue
-from tradeforge_anyio.sim.engine import Exchange, SimAccount, UserEvent, UserEventKind
-from tradeforge_anyio.sim.market import DepthChange, QuoteChange, SyntheticMarket, TradePrints
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import DepthReceived, OrderBook, QuoteUpdated, Subscription
 from tradeforge_proto.core.enums import DepthType, OrderSide, OrderStatus, OrderType
 from tradeforge_proto.core.models import Bracket, Fill, Order
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.contracts import default_catalogue
+from tradeforge_sim.engine import Exchange, SimAccount, UserEvent, UserEventKind
+from tradeforge_sim.market import DepthChange, QuoteChange, SyntheticMarket, TradePrints
+from tradeforge_sim.server import SimServer
 
 from .netclient import Hub, Rest
 

@@ -11,14 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeforge_anyio.sim.contracts import (
+from tradeforge_proto.core.enums import OrderSide, OrderStatus, OrderType, PositionSide
+from tradeforge_proto.core.jsoncodec import dumps
+from tradeforge_proto.core.models import Account, Bracket, Contract, Fill, Order, Position
+from tradeforge_proto.providers.topstepx.wire import to_wire
+from tradeforge_sim.contracts import (
     MONTH_CODES,
     ContractSpec,
     default_catalogue,
     front_month,
     month_code,
 )
-from tradeforge_anyio.sim.engine import (
+from tradeforge_sim.engine import (
     FIRST_FILL_ID,
     FIRST_ORDER_ID,
     FIRST_POSITION_ID,
@@ -32,10 +36,6 @@ from tradeforge_anyio.sim.engine import (
     UserEvent,
     UserEventKind,
 )
-from tradeforge_proto.core.enums import OrderSide, OrderStatus, OrderType, PositionSide
-from tradeforge_proto.core.jsoncodec import dumps
-from tradeforge_proto.core.models import Account, Bracket, Contract, Fill, Order, Position
-from tradeforge_proto.providers.topstepx.wire import to_wire
 
 T0 = datetime(2025, 11, 24, 15, 0, tzinfo=UTC)
 NOW = T0.timestamp()

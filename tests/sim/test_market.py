@@ -14,7 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeforge_anyio.sim.market import (
+from tradeforge_proto.core import jsoncodec
+from tradeforge_proto.core.book import OrderBook
+from tradeforge_proto.core.enums import BarUnit, DepthType
+from tradeforge_proto.core.events import DepthReceived, QuoteUpdated
+from tradeforge_proto.core.models import Bar, Contract, Quote
+from tradeforge_proto.providers.topstepx.hubs import MarketHub
+from tradeforge_sim.market import (
     CATCH_UP_SECONDS,
     MAX_BARS,
     TAPE_RATE,
@@ -26,12 +32,6 @@ from tradeforge_anyio.sim.market import (
     TradePrints,
     iso_timestamp,
 )
-from tradeforge_proto.core import jsoncodec
-from tradeforge_proto.core.book import OrderBook
-from tradeforge_proto.core.enums import BarUnit, DepthType
-from tradeforge_proto.core.events import DepthReceived, QuoteUpdated
-from tradeforge_proto.core.models import Bar, Contract, Quote
-from tradeforge_proto.providers.topstepx.hubs import MarketHub
 
 ES = Contract("CON.F.US.EP.Z25", "ESZ5", "E-mini S&P 500", Decimal("0.25"), Decimal("12.5"), True)
 ZB = Contract(

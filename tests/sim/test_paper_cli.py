@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_proto.core.jsoncodec import dumps, loads
 from tradeforge_proto.core.operations import HttpRequest
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 
 from .netclient import Rest
 

@@ -17,8 +17,6 @@ import anyio
 import anyio.abc
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_proto.signalr import (
     CompletionReceived,
@@ -29,6 +27,8 @@ from tradeforge_proto.signalr import (
     InvocationReceived,
 )
 from tradeforge_proto.websocket import Accepted, TextReceived, WebSocketClient
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from . import projectx_fields as px
 from .netclient import Rest

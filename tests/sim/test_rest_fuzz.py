@@ -25,16 +25,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.contracts import default_catalogue
-from tradeforge_anyio.sim.engine import FIRST_ORDER_ID, SimAccount
-from tradeforge_anyio.sim.rest import ROUTES
-from tradeforge_anyio.sim.server import SimServer
-from tradeforge_anyio.sim.simulation import SimConfig
 from tradeforge_proto.core.jsoncodec import loads
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse, RateBucket
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.limits import RateBudget
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.contracts import default_catalogue
+from tradeforge_sim.engine import FIRST_ORDER_ID, SimAccount
+from tradeforge_sim.rest import ROUTES
+from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 
 ANSWERS = frozenset({200, 400, 401, 404, 413, 429})
 JSON = (("Content-Type", "application/json"),)

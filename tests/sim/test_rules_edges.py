@@ -13,13 +13,13 @@ import attrs
 import pytest
 
 from tests.sim.test_simulation import login, post
-from tradeforge_anyio.sim.accounts import FIRST_ACCOUNT_ID, accounts_of
-from tradeforge_anyio.sim.contracts import default_catalogue
-from tradeforge_anyio.sim.engine import Exchange, Rejection, SimAccount
-from tradeforge_anyio.sim.simulation import SimConfig, Simulation
-from tradeforge_anyio.sim.store import StateStore
 from tradeforge_proto.core.enums import OrderSide, OrderType
 from tradeforge_proto.rules import AccountStatus, Hours, TradingCalendar
+from tradeforge_sim.accounts import FIRST_ACCOUNT_ID, accounts_of
+from tradeforge_sim.contracts import default_catalogue
+from tradeforge_sim.engine import Exchange, Rejection, SimAccount
+from tradeforge_sim.simulation import SimConfig, Simulation
+from tradeforge_sim.store import StateStore
 
 MONDAY = datetime(2025, 11, 24, 15, 0, tzinfo=UTC).timestamp()  # 09:00 Chicago
 TUESDAY = MONDAY + 86_400

@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from tradeforge_anyio import TradingClient
-from tradeforge_anyio.sim import SimConfig, SimServer, accounts_of
 from tradeforge_proto import AccountUpdated, OrderSide, OrderType, ProviderError
 from tradeforge_proto.rules import OUTSIDE_HOURS, Hours, TradingCalendar
+from tradeforge_sim import SimConfig, SimServer, accounts_of
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = 20258288

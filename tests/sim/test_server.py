@@ -8,8 +8,6 @@ from decimal import ROUND_FLOOR, Decimal
 import anyio
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import (
     AccountUpdated,
     AuthenticationError,
@@ -35,6 +33,8 @@ from tradeforge_proto.core import (
 from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .netclient import Hub, Rest
 
@@ -183,9 +183,9 @@ async def test_auth_validation_and_rate_limit_errors():
 
 
 async def test_history_budget_answers_429_with_retry_after():
-    from tradeforge_anyio.sim.simulation import SimConfig
     from tradeforge_proto.core.operations import RateBucket
     from tradeforge_proto.limits import RateBudget
+    from tradeforge_sim.simulation import SimConfig
 
     config = SimConfig(
         budgets={RateBucket.GENERAL: RateBudget(200, 60), RateBucket.HISTORY: RateBudget(2, 30)}

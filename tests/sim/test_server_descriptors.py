@@ -11,8 +11,8 @@ import anyio.abc
 import pytest
 from anyio.streams.text import TextReceiveStream
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_proto.providers import topstepx
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 
 from .netclient import Rest
 
@@ -24,7 +24,7 @@ CLIENTS = 300
 CHILD = f"""
 import logging, resource, sys
 import anyio
-from tradeforge_anyio.sim.server import SimServer
+from tradeforge_sim.server import SimServer
 
 logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

@@ -9,8 +9,6 @@ import anyio.abc
 import pytest
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import Connected, Disconnected, QuoteUpdated, Subscription
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub
@@ -33,6 +31,8 @@ from tradeforge_proto.websocket import (
     WebSocketClient,
     WsEvent,
 )
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .netclient import Hub, Rest
 

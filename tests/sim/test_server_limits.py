@@ -10,10 +10,6 @@ import anyio
 import anyio.abc
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.contracts import expiry_of
-from tradeforge_anyio.sim.rest import INTERNAL_ERROR_CODE
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import BarUnit, ProviderError, RateLimited, ServerError
 from tradeforge_proto.core.jsoncodec import loads
 from tradeforge_proto.core.models import Bar
@@ -27,6 +23,10 @@ from tradeforge_proto.signalr import (
     HubRole,
 )
 from tradeforge_proto.websocket import Accepted, TextReceived, WebSocketClient, WsEvent
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.contracts import expiry_of
+from tradeforge_sim.rest import INTERNAL_ERROR_CODE
+from tradeforge_sim.server import SimServer
 
 from .netclient import Rest
 
@@ -324,9 +324,9 @@ async def test_the_size_and_time_limits_must_be_positive():
 
 
 async def test_wrong_logins_with_made_up_bearer_strings_share_their_address_budget():
-    from tradeforge_anyio.sim.simulation import SimConfig
     from tradeforge_proto.core.operations import RateBucket
     from tradeforge_proto.limits import RateBudget
+    from tradeforge_sim.simulation import SimConfig
 
     config = SimConfig(
         budgets={RateBucket.GENERAL: RateBudget(20, 60), RateBucket.HISTORY: RateBudget(5, 30)}
@@ -377,7 +377,7 @@ async def test_expired_tokens_are_dropped_as_new_ones_are_issued():
 
 
 async def test_the_token_table_is_capped_and_the_oldest_token_makes_room():
-    from tradeforge_anyio.sim.simulation import SimConfig
+    from tradeforge_sim.simulation import SimConfig
 
     async with SimServer(SimConfig(max_tokens=3)) as sim:
         rest = Rest(sim.api_url)

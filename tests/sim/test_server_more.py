@@ -11,8 +11,6 @@ import anyio
 import pytest
 import trustme
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import (
     AuthenticationError,
     BarUnit,
@@ -30,6 +28,8 @@ from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.providers import topstepx
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.websocket import Accepted, WebSocketClient, WsEvent
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 
 from .netclient import Hub, Rest
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.sim.test_simulation import login, post
-from tradeforge_anyio.sim.accounts import FIRST_ACCOUNT_ID, accounts_of
-from tradeforge_anyio.sim.simulation import HubSession, SimConfig, Simulation
 from tradeforge_proto.core.jsoncodec import loads
 from tradeforge_proto.rules import OUTSIDE_HOURS, Hours, TradingCalendar
+from tradeforge_sim.accounts import FIRST_ACCOUNT_ID, accounts_of
+from tradeforge_sim.simulation import HubSession, SimConfig, Simulation
 
 ACCOUNT = FIRST_ACCOUNT_ID
 WEDNESDAY = datetime(2025, 11, 26, 15, 0, tzinfo=UTC).timestamp()  # 09:00 Chicago

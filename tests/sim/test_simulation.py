@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.simulation import ClientBudgets, HubSession, SimConfig, Simulation
 from tradeforge_proto.core import DepthReceived, OrderBook
 from tradeforge_proto.core.jsoncodec import dumps, loads
 from tradeforge_proto.core.operations import HttpRequest, RateBucket
 from tradeforge_proto.limits import RateBudget
 from tradeforge_proto.providers.topstepx.hubs import MarketHub
 from tradeforge_proto.signalr import Invocation, decode
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.simulation import ClientBudgets, HubSession, SimConfig, Simulation
 
 T0 = 1_764_000_000.0  # 2025-11-24
 

@@ -10,14 +10,14 @@ import attrs
 import pytest
 
 from tests.sim.test_simulation import login, post
-from tradeforge_anyio.sim.accounts import FIRST_ACCOUNT_ID, accounts_of
-from tradeforge_anyio.sim.contracts import default_catalogue
-from tradeforge_anyio.sim.engine import Exchange
-from tradeforge_anyio.sim.rest import now_utc
-from tradeforge_anyio.sim.simulation import SimConfig, Simulation
-from tradeforge_anyio.sim.store import SCHEMA_VERSION, StateStore, StoreError
 from tradeforge_proto.core.enums import OrderStatus
 from tradeforge_proto.rules import AccountStatus
+from tradeforge_sim.accounts import FIRST_ACCOUNT_ID, accounts_of
+from tradeforge_sim.contracts import default_catalogue
+from tradeforge_sim.engine import Exchange
+from tradeforge_sim.rest import now_utc
+from tradeforge_sim.simulation import SimConfig, Simulation
+from tradeforge_sim.store import SCHEMA_VERSION, StateStore, StoreError
 
 T0 = 1_764_000_000.0  # 2025-11-24, a Monday
 ACCOUNT = FIRST_ACCOUNT_ID

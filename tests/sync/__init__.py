@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.http import HttpServerConnection
+from tradeforge_sim.server import SimServer
 
 Handler = Callable[[socket.socket, threading.Event], None]
 

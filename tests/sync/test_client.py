@@ -11,8 +11,6 @@ from decimal import Decimal
 
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core import (
     AuthenticationError,
@@ -28,6 +26,8 @@ from tradeforge_proto.core import (
     ServerError,
 )
 from tradeforge_proto.reconcile import Outcome
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.client import TradingClient
 
 from . import running_sim

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 import pytest
 import trustme
 
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core.errors import (
     ConfigurationError,
     LocalProtocolError,
@@ -23,6 +22,7 @@ from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.http import HttpServerConnection
 from tradeforge_proto.providers import topstepx
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.net import (
     ConnectionPool,
     ConnectTimeout,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
-from tradeforge_anyio.sim.server import SimServer
 from tradeforge_proto.core import Change, OrderSide, OrderStatus, OrderType, OrderUncertain
 from tradeforge_proto.reconcile import Outcome
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+from tradeforge_sim.server import SimServer
 from tradeforge_sync.client import TradingClient
 
 from . import running_sim

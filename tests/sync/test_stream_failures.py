@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from tradeforge_anyio.sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_proto.core.secret import Secret
+from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_sync.client import TradingClient
 
 from . import running_sim
