@@ -116,7 +116,9 @@ async def ours_window(
     client, contracts = await login(api_url)
     async with client, client.stream() as stream:
         await stream.subscribe_all(
-            sub for c in contracts for sub in Subscription.market(c, depth=True)
+            sub
+            for c in contracts
+            for sub in Subscription.market(c, quotes=True, trades=True, depth=True)
         )
         with anyio.move_on_after(WARMUP):
             async for _ in stream:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 
 
-def main(one_input: Callable[[bytes], None], run: Callable[[int], int]) -> None:
+def main(one_input: Callable[[bytes], object], run: Callable[[int], int]) -> None:
     """``-atheris [args]`` fuzzes ``one_input`` under atheris; ``[N]`` runs N seeded inputs."""
     if sys.argv[1:2] == ["-atheris"]:
         import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]

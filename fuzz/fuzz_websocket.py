@@ -12,6 +12,8 @@ waiting for the answer to its upgrade request (as that answer).
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import dataclass, field
 
 from fuzz import driver
 from tradeforge_proto.core.errors import RemoteProtocolError
@@ -82,14 +84,21 @@ def open_client() -> WebSocketClient:
     return client
 
 
-def feed(peer: WebSocketClient | WebSocketServer, chunks: list[bytes]) -> list[WsEvent]:
-    """Feed ``chunks`` then EOF; accept any upgrade and echo text. Returns every event seen."""
+def feed(
+    peer: WebSocketClient | WebSocketServer,
+    chunks: list[bytes],
+    refusals: list[RemoteProtocolError] | None = None,
+) -> list[WsEvent]:
+    """Feed ``chunks`` then EOF; accept any upgrade and echo text. Returns every event seen;
+    the protocol errors raised go to ``refusals``."""
     seen: list[WsEvent] = []
     for chunk in [*chunks, b""]:
         try:
             events = peer.receive_data(chunk)
-        except RemoteProtocolError:
+        except RemoteProtocolError as error:
             assert peer.state is WebSocketState.CLOSED
+            if refusals is not None:
+                refusals.append(error)
             continue
         for event in events:
             assert isinstance(event, EVENT_TYPES), event
@@ -103,18 +112,24 @@ def feed(peer: WebSocketClient | WebSocketServer, chunks: list[bytes]) -> list[W
     return seen
 
 
-def one_input(data: bytes) -> None:
-    """Feed ``data`` to both roles; anything but our events or RemoteProtocolError is a bug."""
+def one_input(
+    data: bytes, refusals: list[RemoteProtocolError] | None = None
+) -> list[list[WsEvent]]:
+    """Feed ``data`` to both roles (the first byte sets the read size, less one); anything but
+    our events or RemoteProtocolError is a bug. The events of each peer: an open client, a
+    server, a client awaiting its upgrade."""
     if not data:
-        return
+        return []
     size = data[0] + 1
     stream = data[1:]
     chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
-    feed(open_client(), chunks)
-    feed(WebSocketServer(max_message_size=MAX_MESSAGE_SIZE), chunks)
     awaiting = WebSocketClient("rtc.example", "/hubs/user", max_message_size=MAX_MESSAGE_SIZE)
     awaiting.data_to_send()
-    feed(awaiting, chunks)
+    return [
+        feed(open_client(), chunks, refusals),
+        feed(WebSocketServer(max_message_size=MAX_MESSAGE_SIZE), chunks, refusals),
+        feed(awaiting, chunks, refusals),
+    ]
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -136,13 +151,32 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(buf)
 
 
-def run(iterations: int, seed: int = 0) -> int:
-    """Seeded mutation fuzzing of both roles; returns the number of inputs tried."""
+@dataclass
+class Tally:
+    """What a run reached: inputs tried, events delivered, protocol errors raised."""
+
+    inputs: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    refusals: int = 0
+
+
+def tally(iterations: int, seed: int = 0) -> Tally:
+    """Seeded mutation fuzzing of both roles, and what it reached."""
     rng = random.Random(seed)
+    reached = Tally()
     for _ in range(iterations):
         size = rng.choice([0, 1, 2, 6, 31, 255, rng.randrange(256)])
-        one_input(bytes([size]) + mutate(rng.choice(SEEDS), rng))
-    return iterations
+        refusals: list[RemoteProtocolError] = []
+        for events in one_input(bytes([size]) + mutate(rng.choice(SEEDS), rng), refusals):
+            reached.events.update(type(event).__name__ for event in events)
+        reached.inputs += 1
+        reached.refusals += len(refusals)
+    return reached
+
+
+def run(iterations: int, seed: int = 0) -> int:
+    """Seeded mutation fuzzing of both roles; returns the number of inputs tried."""
+    return tally(iterations, seed).inputs
 
 
 def main() -> None:

@@ -14,7 +14,13 @@ from tradeforge_proto.websocket import (
 
 
 def test_mutated_streams_to_both_roles_raise_only_remote_protocol_errors():
-    assert fuzz_websocket.run(1500, seed=1) == 1500
+    reached = fuzz_websocket.tally(1500, seed=1)
+    assert reached.inputs == 1500
+    # The mutations must reach both sides of the parser: refusals and delivered messages.
+    assert reached.refusals > 100
+    assert reached.events["TextReceived"] > 100
+    assert reached.events["UpgradeRequested"] > 20
+    assert reached.events["ConnectionClosed"] > 100
 
 
 def test_seeds_reach_messages_on_both_roles():
@@ -36,6 +42,15 @@ def test_seeds_reach_messages_on_both_roles():
 
 
 def test_one_input_splits_by_its_first_byte():
-    fuzz_websocket.one_input(b"")
-    fuzz_websocket.one_input(b"\x00" + fuzz_websocket.SEEDS[6])
-    fuzz_websocket.one_input(b"\xff" + fuzz_websocket.SEEDS[2])
+    assert fuzz_websocket.one_input(b"") == []
+    seed = fuzz_websocket.SEEDS[5]
+    byte_by_byte = fuzz_websocket.one_input(b"\x00" + seed)
+    whole = fuzz_websocket.one_input(b"\xff" + seed)  # read sizes of 1 and 256 bytes
+    assert byte_by_byte == whole  # the same events, however the bytes arrive
+    server_events = whole[1]
+    assert isinstance(server_events[0], UpgradeRequested)
+    assert server_events[1:] == [
+        TextReceived("hi"),
+        PingReceived(b""),
+        ConnectionClosed(1000, "", by_peer=True),
+    ]

@@ -46,6 +46,11 @@ def test_the_async_quick_start_prints_a_fill_on_the_embedded_simulator() -> None
     assert re.search(r"^filled BUY 1 @ \d+(\.\d+)?$", out, re.M), out
 
 
+def test_the_blocking_quick_start_prints_a_fill_on_the_embedded_simulator() -> None:
+    out = run(snippet("blocking-quick-start"))
+    assert re.search(r"^filled BUY 1 @ \d+(\.\d+)?$", out, re.M), out
+
+
 def test_the_blocking_quick_start_prints_a_fill_with_settings_for_a_simulator() -> None:
     with running_sim() as sim:
         out = run(

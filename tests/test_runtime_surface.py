@@ -20,8 +20,6 @@ import unasync  # noqa: E402
 
 BLOCKING_NAMES = {"aclose": "close", "__aenter__": "__enter__", "__aexit__": "__exit__"}
 """Async names and the names their blocking twins have."""
-ONLY_ASYNC = {"connect"}
-"""Entry points not yet in the blocking runtime."""
 ALLOWED = {("TradingStream", "__exit__")}
 """Differences by design: the async stream's exit returns what its task group's exit returns (a
 cancellation the group absorbed), the blocking one has no task group."""
@@ -102,4 +100,6 @@ def test_each_class_has_the_same_public_names_and_signatures(name: str) -> None:
 
 
 def test_both_packages_export_the_same_names() -> None:
-    assert set(tradeforge_anyio.__all__) - ONLY_ASYNC == set(tradeforge_sync.__all__)
+    assert set(tradeforge_anyio.__all__) == set(tradeforge_sync.__all__)
+    async_connect = inspect.signature(tradeforge_anyio.connect).parameters
+    assert async_connect == inspect.signature(tradeforge_sync.connect).parameters

@@ -228,8 +228,10 @@ async def _run_serve(args: argparse.Namespace) -> None:
     # A web request waits briefly for the rate budget, then gets 429 and Retry-After.
     retry = RetryPolicy(max_rate_wait=args.max_rate_wait)
     async with AsyncExitStack() as stack:
-        if profile.has_credentials and not profile.uses_simulator:
-            backend = f"TopStepX ({profile.environment}) as {profile.username}"
+        if not profile.in_process_simulator():
+            backend = f"{profile.environment.upper()} as {profile.username}"
+            if profile.uses_simulator:
+                backend = f"the simulator at {profile.api_url}"
 
             def factory() -> TradingClient:
                 return TradingClient.from_settings(profile, retry=retry)

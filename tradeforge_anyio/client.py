@@ -12,12 +12,15 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from tradeforge_proto.brackets import Brackets
 from tradeforge_proto.calls import Done, Failed, RestCore, RetryPolicy, Send
 from tradeforge_proto.config import ProfileSettings
+from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import (
     LocalProtocolError,
@@ -48,8 +51,9 @@ from tradeforge_proto.core.models import (
 from tradeforge_proto.core.operations import Operation, RateBucket
 from tradeforge_proto.core.secret import Secret
 from tradeforge_proto.limits import RateBudget, RateLimiter
-from tradeforge_proto.orders import new_custom_tag
+from tradeforge_proto.orders import Flattened, new_custom_tag
 from tradeforge_proto.paging import MAX_BARS, BarPager
+from tradeforge_proto.pnl import realized_pnl, unrealized_pnl
 from tradeforge_proto.reconcile import Reconciler, Reconciliation, processing_window
 from tradeforge_proto.registry import provider_for, simulator_provider
 from tradeforge_proto.rules.guard import RiskGuard
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONTRACT_CACHE_SECONDS = 3600.0
+CONTRACT_CACHE_SIZE = 1024
 MARK_LOOKBACK = timedelta(days=4)  # a weekend and a holiday: the latest bar is in it
 
 
@@ -112,7 +117,7 @@ class TradingClient(TradingPlatformAPI):
         # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
         self._lock = _runtime.core_lock()
         self._guard = guard
-        self._guard_contracts: dict[ContractId, Contract] = {}
+        self._contracts_by_id: dict[ContractId, Contract] = {}
         self._reconcile_window = (
             processing_window(connect_timeout, read_timeout)
             if reconcile_window is None
@@ -254,7 +259,7 @@ class TradingClient(TradingPlatformAPI):
         )
         if contract is None:
             raise ProviderError(
-                f"no active contract for {symbol!r}",
+                f"no active contract for {symbol.strip().upper() or repr(symbol)}",
                 endpoint="Contract/available",
                 status=200,
             )
@@ -338,6 +343,213 @@ class TradingClient(TradingPlatformAPI):
                 raise RiskRejected(verdict)
         return await self.execute(self.provider.place_order(request))
 
+    async def place_market(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        size: int = 1,
+        *,
+        custom_tag: str | None = None,
+        brackets: Brackets | None = None,
+    ) -> OrderId:
+        """A market order; ``brackets`` (distances from the fill) are signed for ``side`` here."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            side,
+            type=OrderType.MARKET,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=brackets,
+        )
+
+    async def place_limit(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        size: int,
+        limit_price: Any,
+        *,
+        custom_tag: str | None = None,
+        brackets: Brackets | None = None,
+    ) -> OrderId:
+        """A limit order at ``limit_price``."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            side,
+            type=OrderType.LIMIT,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=brackets,
+            limit_price=limit_price,
+        )
+
+    async def place_stop(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        size: int,
+        stop_price: Any,
+        *,
+        custom_tag: str | None = None,
+        brackets: Brackets | None = None,
+    ) -> OrderId:
+        """A stop (market) order triggered at ``stop_price``."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            side,
+            type=OrderType.STOP,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=brackets,
+            stop_price=stop_price,
+        )
+
+    async def place_trailing_stop(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        size: int,
+        trail_price: Any,
+        *,
+        custom_tag: str | None = None,
+    ) -> OrderId:
+        """A trailing stop; ``trail_price`` is the price level it starts at (the gateway trails
+        by its distance from the last trade)."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            side,
+            type=OrderType.TRAILING_STOP,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=None,
+            trail_price=trail_price,
+        )
+
+    async def place_join_bid(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        size: int = 1,
+        *,
+        custom_tag: str | None = None,
+        brackets: Brackets | None = None,
+    ) -> OrderId:
+        """A buy that joins the best bid."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            OrderSide.BUY,
+            type=OrderType.JOIN_BID,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=brackets,
+        )
+
+    async def place_join_ask(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        size: int = 1,
+        *,
+        custom_tag: str | None = None,
+        brackets: Brackets | None = None,
+    ) -> OrderId:
+        """A sell that joins the best ask."""
+        return await self._place_bracketed(
+            account_id,
+            contract_id,
+            OrderSide.SELL,
+            type=OrderType.JOIN_ASK,
+            size=size,
+            custom_tag=custom_tag,
+            brackets=brackets,
+        )
+
+    async def _place_bracketed(
+        self,
+        account_id: AccountId,
+        contract_id: ContractId,
+        side: OrderSide,
+        *,
+        type: OrderType,
+        size: int,
+        custom_tag: str | None,
+        brackets: Brackets | None,
+        **prices: Any,
+    ) -> OrderId:
+        stop_loss = take_profit = None
+        if brackets is not None:
+            contract = await self._contract(contract_id)
+            stop_loss, take_profit = brackets.for_entry(side, contract.tick_size)
+        return await self.place_order(
+            account_id,
+            contract_id,
+            side,
+            type,
+            size,
+            custom_tag=custom_tag,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            **prices,
+        )
+
+    async def _contract(self, contract_id: ContractId) -> Contract:
+        """A contract by id, looked up once (at most ``CONTRACT_CACHE_SIZE`` are kept)."""
+        known = self._contracts_by_id.get(contract_id)
+        if known is None:
+            known = await self.get_contract(contract_id)
+            if len(self._contracts_by_id) >= CONTRACT_CACHE_SIZE:
+                self._contracts_by_id.clear()
+            self._contracts_by_id[contract_id] = known
+        return known
+
+    async def flatten(
+        self, account_id: AccountId, contract_id: ContractId | None = None
+    ) -> Flattened:
+        """Cancel the working orders and close the positions of an account, or of one contract.
+
+        Each change is sent once, never retried; one that fails (the order filled meanwhile,
+        say) is reported in ``failed`` and the others still go.
+        """
+        cancelled: list[OrderId] = []
+        closed: list[ContractId] = []
+        failed: list[tuple[str, TradeForgeError]] = []
+        for order in await self.get_open_orders(account_id):
+            if contract_id is None or order.contract_id == contract_id:
+                try:
+                    await self.cancel_order(account_id, order.id)
+                except TradeForgeError as error:
+                    failed.append((f"cancel order {order.id}", error))
+                else:
+                    cancelled.append(order.id)
+        for position in await self.get_open_positions(account_id):
+            if contract_id is None or position.contract_id == contract_id:
+                try:
+                    await self.close_position(account_id, position.contract_id)
+                except TradeForgeError as error:
+                    failed.append((f"close {position.contract_id}", error))
+                else:
+                    closed.append(position.contract_id)
+        return Flattened(tuple(cancelled), tuple(closed), tuple(failed))
+
+    async def unrealized_pnl(self, position: Position, price: Any) -> Decimal:
+        """Dollars a position makes or loses if it closed at ``price`` (a quote's last, say)."""
+        contract = await self._contract(position.contract_id)
+        return unrealized_pnl(position, bounds.price(price), contract)
+
+    async def day_pnl(self, account_id: AccountId) -> Decimal:
+        """The account's realized P&L of the current trading day, fees and commissions off."""
+        now = datetime.fromtimestamp(time.time(), UTC)
+        return realized_pnl(await self.search_trades(account_id, day_start(trading_day(now))))
+
     async def refresh_guard(
         self, now: datetime | None = None, *, contract_ids: Iterable[ContractId] = ()
     ) -> RiskGuard:
@@ -364,9 +576,7 @@ class TradingClient(TradingPlatformAPI):
         positions = await self.get_open_positions(account_id)
         trades = await self.search_trades(account_id, day_start(trading_day(now)))
         wanted = {*contract_ids, *(p.contract_id for p in positions)}
-        for wanted_id in sorted(wanted - self._guard_contracts.keys()):
-            self._guard_contracts[wanted_id] = await self.get_contract(wanted_id)
-        contracts = {wanted_id: self._guard_contracts[wanted_id] for wanted_id in wanted}
+        contracts = {wanted_id: await self._contract(wanted_id) for wanted_id in sorted(wanted)}
         guard.sync(account, positions, trades, contracts, now)
         for unpriced in guard.unpriced:  # no quote seen yet: the latest bar's close marks it
             bars = await self.get_bars(
@@ -382,8 +592,25 @@ class TradingClient(TradingPlatformAPI):
                 guard.set_mark(unpriced, bars[-1].close)
         return guard
 
-    async def modify_order(self, change: OrderModification) -> None:
-        """Change a working order."""
+    async def modify_order(
+        self,
+        account_id: AccountId,
+        order_id: OrderId,
+        *,
+        size: int | None = None,
+        limit_price: Any = None,
+        stop_price: Any = None,
+        trail_price: Any = None,
+    ) -> None:
+        """Change a working order: the fields given; the others stay as they are."""
+        change = OrderModification(
+            account_id,
+            order_id,
+            size=size,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            trail_price=trail_price,
+        )
         await self.execute(self.provider.modify_order(change))
 
     async def cancel_order(self, account_id: AccountId, order_id: OrderId) -> None:

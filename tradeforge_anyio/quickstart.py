@@ -1,7 +1,8 @@
-"""One call to a working client: TopStepX when credentials are configured, else the simulator."""
+"""One call to a working client: TopStepX when it is configured, else an in-process simulator."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,20 +11,27 @@ from typing import Any
 from .client import TradingClient
 from .settings import load_settings
 
+log = logging.getLogger("tradeforge.connect")
+
 
 @asynccontextmanager
 async def connect(
     env_file: str | Path | None = ".env", *, profile: str | None = None, **options: Any
 ) -> AsyncIterator[TradingClient]:
-    """A client for the configured profile; with no credentials, an in-process simulator's."""
+    """A client for the configured profile, or, with nothing configured (or the simulator chosen
+    without a URL), for a simulator started in-process, which is logged. Incomplete settings
+    raise ConfigurationError rather than fall back to paper trading."""
     settings = load_settings(env_file).profile(profile)
-    if settings.has_credentials and not settings.uses_simulator:
+    if not settings.in_process_simulator():
         async with TradingClient.from_settings(settings, **options) as client:
             yield client
         return
     from tradeforge_sim.server import SimServer  # only when it is needed: the simulator is large
 
     async with SimServer() as sim:
+        log.warning(
+            "no %s settings: trading on an in-process simulator at %s", settings.name, sim.api_url
+        )
         config = sim.config
         async with TradingClient.for_simulator(
             sim.api_url, config.username, config.api_key, **options

@@ -22,7 +22,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from tradeforge_proto.core.book import OrderBook
-from tradeforge_proto.core.errors import LocalProtocolError, SubscriptionTimeout
+from tradeforge_proto.core.errors import LocalProtocolError, SubscriptionTimeout, single_error
 from tradeforge_proto.core.events import StreamEvent
 from tradeforge_proto.core.interfaces import RealTimeStream
 from tradeforge_proto.core.models import AccountId, ContractId
@@ -236,7 +236,13 @@ class TradingStream(RealTimeStream):
             group.cancel_scope.cancel()
             await group.__aexit__(type(error), error, error.__traceback__)
             raise
-        return await group.__aexit__(exc_type, exc, tb)
+        try:
+            return await group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as errors:
+            sole = single_error(errors, anyio.get_cancelled_exc_class())
+            if sole is None:
+                raise
+            raise sole from None  # what the block raised, not a group around it
 
     async def aclose(self) -> None:
         """Stop every hub: close frames sent, sockets closed, tasks ended (within 2 s)."""
@@ -321,12 +327,12 @@ class TradingStream(RealTimeStream):
         self,
         contract_id: ContractId,
         *,
-        quotes: bool = True,
-        trades: bool = True,
+        quotes: bool = False,
+        trades: bool = False,
         depth: bool = False,
         wait: bool = True,
     ) -> None:
-        """Quotes, trade prints and/or depth of a contract, live when this returns."""
+        """Exactly what is asked of a contract (quotes, trade prints, depth), live on return."""
         subs = Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth)
         await self.subscribe_all(subs, wait=wait)
 
@@ -349,12 +355,12 @@ class TradingStream(RealTimeStream):
         accounts: bool = True,
         orders: bool = True,
         positions: bool = True,
-        trades: bool = True,
+        fills: bool = True,
         wait: bool = True,
     ) -> None:
         """Account, order, position and fill events of an account, live when this returns."""
         subs = Subscription.user(
-            account_id, accounts=accounts, orders=orders, positions=positions, fills=trades
+            account_id, accounts=accounts, orders=orders, positions=positions, fills=fills
         )
         await self.subscribe_all(subs, wait=wait)
 
@@ -435,9 +441,22 @@ class TradingStream(RealTimeStream):
                 return None
             await self._progress.wait()
 
-    async def events(self, timeout: float | None = None) -> AsyncIterator[StreamEvent]:
-        """Events as they arrive, until ``timeout`` s pass without one or the stream ends."""
-        while (event := await self.get(timeout)) is not None:
+    async def events(
+        self, idle_timeout: float | None = None, *, duration: float | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
+        an event, or ``duration`` seconds pass in all (a live feed never falls idle)."""
+        end = None if duration is None else anyio.current_time() + duration
+        while True:
+            wait = idle_timeout
+            if end is not None:
+                left = end - anyio.current_time()
+                if left <= 0:
+                    return
+                wait = left if wait is None else min(wait, left)
+            event = await self.get(wait)
+            if event is None:
+                return
             yield event
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:

@@ -11,8 +11,9 @@ steps, the bounded event queue, gap recovery, the hub server role).
 
 import logging
 
+from .brackets import Brackets
 from .calls import Authenticator, Call, CallState, Done, Failed, RestCore, RetryPolicy, Send, Sleep
-from .config import ProfileSettings, RateSetting, Settings
+from .config import Backend, ProfileSettings, RateSetting, Settings
 from .core import (
     Account,
     AccountId,
@@ -105,8 +106,9 @@ from .core import (
 )
 from .http import HttpClientConnection, HttpClientState, HttpServerConnection, HttpServerState
 from .limits import DEFAULT_BUDGETS, RateBudget, RateLimiter
-from .orders import find_by_tag, new_custom_tag
+from .orders import Flattened, find_by_tag, new_custom_tag
 from .paging import MAX_BARS, BarPager
+from .pnl import realized_pnl, unrealized_pnl
 from .realtime import (
     CloseConnection,
     FetchToken,
@@ -139,6 +141,7 @@ __all__ = [
     "AuthNeed",
     "AuthenticationError",
     "Authenticator",
+    "Backend",
     "Bar",
     "BarAggregator",
     "BarPager",
@@ -147,6 +150,7 @@ __all__ = [
     "BarsCapExceeded",
     "BookSnapshot",
     "Bracket",
+    "Brackets",
     "Call",
     "CallState",
     "Change",
@@ -171,6 +175,7 @@ __all__ = [
     "FetchToken",
     "Fill",
     "FillReceived",
+    "Flattened",
     "HttpClientConnection",
     "HttpClientState",
     "HttpRequest",
@@ -265,4 +270,6 @@ __all__ = [
     "merge_depth",
     "new_custom_tag",
     "processing_window",
+    "realized_pnl",
+    "unrealized_pnl",
 ]

@@ -18,6 +18,8 @@ More profiles: ``TRADEFORGE_PROFILES=TS,BULENOX`` reads the same names with each
 
 from __future__ import annotations
 
+import difflib
+import enum
 import io
 from collections.abc import Mapping
 from typing import Final
@@ -31,6 +33,37 @@ from .core.secret import Secret
 from .limits import RateBudget
 
 DEFAULT_PREFIX: Final = "TS"
+SETTING_NAMES: Final = (
+    "USERNAME",
+    "API_KEY",
+    "ENVIRONMENT",
+    "CAPTURE_ACCOUNT_ID",
+    "ACCOUNT_ID",
+    "PROVIDER",
+    "API_URL",
+    "USER_HUB_URL",
+    "MARKET_HUB_URL",
+    "ENABLE_BRACKETS",
+    "ENABLE_TRAILING_STOP",
+    "TOKEN_REFRESH_MARGIN",
+    "RATE_LIMIT",
+    "HISTORY_RATE_LIMIT",
+)
+"""Every setting a profile reads, after its prefix (``TS_USERNAME``...)."""
+_LOOKALIKE: Final = 0.75  # how close an unknown name must be to a setting to count as a misspelling
+
+
+class Backend(enum.Enum):
+    """Where a profile trades."""
+
+    LIVE = "live"
+    """The provider, with the profile's credentials."""
+    SIMULATOR = "simulator"
+    """The simulator, chosen with ``<PREFIX>_ENVIRONMENT=SIM`` (at ``API_URL``, else in-process)."""
+    EMBEDDED = "embedded"
+    """Nothing configured at all: an in-process simulator, which the caller announces."""
+
+
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -73,6 +106,48 @@ class ProfileSettings:
     token_refresh_margin: float = 3600.0
     rate_limit: RateSetting = RateSetting(200, 60.0)
     history_rate_limit: RateSetting = RateSetting(50, 30.0)
+    environment_given: bool = False
+    """True when the environment was set rather than defaulted."""
+    misspelt: tuple[tuple[str, str], ...] = ()
+    """Variables with the prefix that name no setting but nearly do, each with that setting."""
+
+    def backend(self) -> Backend:
+        """Where this profile trades; ``ConfigurationError`` naming what is missing when the
+        settings are incomplete, so that they never quietly mean paper trading."""
+        if self.uses_simulator:
+            return Backend.SIMULATOR
+        prefix = self.name
+        guesses = "; ".join(f"{name} is not a setting: {meant}?" for name, meant in self.misspelt)
+        hint = f" ({guesses})" if guesses else ""
+        if self.username and not self.api_key:
+            raise ConfigurationError(
+                f"{prefix}_USERNAME is set but {prefix}_API_KEY is not{hint}. Set it to trade on "
+                f"{self.environment.upper()}, or set {prefix}_ENVIRONMENT=SIM for the simulator"
+            )
+        if self.api_key and not self.username:
+            raise ConfigurationError(
+                f"{prefix}_API_KEY is set but {prefix}_USERNAME is not{hint}. Set it to trade on "
+                f"{self.environment.upper()}, or set {prefix}_ENVIRONMENT=SIM for the simulator"
+            )
+        if self.has_credentials:
+            return Backend.LIVE
+        if self.environment_given or self.api_url or self.misspelt:
+            wanted = f"{prefix}_ENVIRONMENT={self.environment.upper()}"
+            if not self.environment_given:
+                wanted = f"{prefix}_API_URL" if self.api_url else "a live profile"
+            raise ConfigurationError(
+                f"{wanted} needs {prefix}_USERNAME and {prefix}_API_KEY{hint}. "
+                f"Set both to trade, or {prefix}_ENVIRONMENT=SIM for the simulator"
+            )
+        return Backend.EMBEDDED
+
+    def in_process_simulator(self) -> bool:
+        """True when ``connect()`` and ``serve`` must start a simulator of their own: nothing is
+        configured, or the simulator is chosen without its URL. Raises like ``backend``."""
+        backend = self.backend()
+        return backend is Backend.EMBEDDED or (
+            backend is Backend.SIMULATOR and self.api_url is None
+        )
 
     @property
     def has_credentials(self) -> bool:
@@ -140,6 +215,19 @@ class Settings:
         return cls(profiles=profiles, default=default)
 
 
+def _misspelt(prefix: str, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The variables with ``prefix`` that name no setting but nearly do, with the setting."""
+    found: list[tuple[str, str]] = []
+    for name in sorted(environ):
+        head, _, suffix = name.partition("_")
+        if head != prefix or not suffix or suffix in SETTING_NAMES:
+            continue
+        close = difflib.get_close_matches(suffix, SETTING_NAMES, n=1, cutoff=_LOOKALIKE)
+        if close:
+            found.append((name, f"{prefix}_{close[0]}"))
+    return tuple(found)
+
+
 def _flag(environ: Mapping[str, str], key: str) -> bool:
     value = environ.get(key, "").strip().lower()
     if value in _TRUE:
@@ -175,12 +263,15 @@ def _profile(prefix: str, environ: Mapping[str, str]) -> ProfileSettings:
     if not 0 <= margin < 24 * 3600:
         raise ConfigurationError(f"{key('TOKEN_REFRESH_MARGIN')} must be seconds below 86400")
     api_key = _optional(environ, key("API_KEY"))
+    environment_text = _optional(environ, key("ENVIRONMENT"))
     rate = _optional(environ, key("RATE_LIMIT"))
     history = _optional(environ, key("HISTORY_RATE_LIMIT"))
     return ProfileSettings(
         name=prefix,
         provider=(_optional(environ, key("PROVIDER")) or "topstepx").lower(),
-        environment=(_optional(environ, key("ENVIRONMENT")) or "topstepx").lower(),
+        environment=(environment_text or "topstepx").lower(),
+        environment_given=environment_text is not None,
+        misspelt=_misspelt(prefix, environ),
         username=_optional(environ, key("USERNAME")),
         api_key=Secret(api_key) if api_key else None,
         default_account_id=account,

@@ -1,4 +1,5 @@
-"""Pure helpers for order safety: unique customTags, and finding the order carrying one."""
+"""Pure helpers for order safety: unique customTags, finding the order carrying one, and what a
+flatten did."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import random
 from collections.abc import Iterable
 from typing import Final
 
-from .core.models import Order
+import attrs
+
+from .core.errors import TradeForgeError
+from .core.models import ContractId, Order, OrderId
 
 TAG_PREFIX: Final = "tf"
 
@@ -21,3 +25,17 @@ def find_by_tag(orders: Iterable[Order], custom_tag: str | None) -> Order | None
     if not custom_tag:
         return None
     return next((order for order in orders if order.custom_tag == custom_tag), None)
+
+
+@attrs.frozen
+class Flattened:
+    """What a flatten did: orders cancelled, positions closed, and each change that failed."""
+
+    cancelled: tuple[OrderId, ...]
+    closed: tuple[ContractId, ...]
+    failed: tuple[tuple[str, TradeForgeError], ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True when every cancel and close went through."""
+        return not self.failed

@@ -28,6 +28,7 @@ import anyio.abc
 from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
+from tradeforge_proto.core.errors import single_error
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.http import HttpServerConnection, HttpServerState, RejectedRequest, is_upgrade
 from tradeforge_proto.realtime.hubserver import (
@@ -196,6 +197,11 @@ class SimServer:
         self._task_group.cancel_scope.cancel()
         try:
             return await self._task_group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            sole = single_error(group, anyio.get_cancelled_exc_class())
+            if sole is None:
+                raise
+            raise sole from None  # what the block raised, not a group around it
         finally:
             await self._listener.aclose()
 

@@ -2,6 +2,7 @@
 
 from .client import TradingClient
 from .net import ConnectionPool, ConnectTimeout, Origin, ReadTimeout, SendProgress, TransportError
+from .quickstart import connect
 from .settings import load_settings
 from .stream import TradingStream
 
@@ -14,5 +15,6 @@ __all__ = [
     "TradingClient",
     "TradingStream",
     "TransportError",
+    "connect",
     "load_settings",
 ]

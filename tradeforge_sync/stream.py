@@ -222,8 +222,9 @@ class TradingStream:
     """Market data and user events of one login from every hub, reconnecting by itself.
 
     ``with client.stream() as stream:`` then subscribe (each call returns once the hub
-    acknowledged) and read with ``for event in stream``, ``events(timeout)`` or ``get(timeout)``
-    (or callbacks, ``on``). Hubs connect on their first subscription; ``close`` stops them.
+    acknowledged) and read with ``for event in stream``, ``events(idle_timeout, duration=...)``
+    or ``get(timeout)`` (or callbacks, ``on``). Hubs connect on their first subscription;
+    ``close`` stops them.
     """
 
     def __init__(
@@ -387,12 +388,12 @@ class TradingStream:
         self,
         contract_id: ContractId,
         *,
-        quotes: bool = True,
-        trades: bool = True,
+        quotes: bool = False,
+        trades: bool = False,
         depth: bool = False,
         wait: bool = True,
     ) -> None:
-        """Quotes, trade prints and/or depth of a contract, live when this returns."""
+        """Exactly what is asked of a contract (quotes, trade prints, depth), live on return."""
         subs = Subscription.market(contract_id, quotes=quotes, trades=trades, depth=depth)
         self.subscribe_all(subs, wait=wait)
 
@@ -415,12 +416,12 @@ class TradingStream:
         accounts: bool = True,
         orders: bool = True,
         positions: bool = True,
-        trades: bool = True,
+        fills: bool = True,
         wait: bool = True,
     ) -> None:
         """Account, order, position and fill events of an account, live when this returns."""
         subs = Subscription.user(
-            account_id, accounts=accounts, orders=orders, positions=positions, fills=trades
+            account_id, accounts=accounts, orders=orders, positions=positions, fills=fills
         )
         self.subscribe_all(subs, wait=wait)
 
@@ -514,9 +515,22 @@ class TradingStream:
                     return None
                 self._changed.wait(remaining)
 
-    def events(self, timeout: float | None = None) -> Iterator[StreamEvent]:
-        """Events as they arrive, until ``timeout`` s pass without one or the stream ends."""
-        while (event := self.get(timeout)) is not None:
+    def events(
+        self, idle_timeout: float | None = None, *, duration: float | None = None
+    ) -> Iterator[StreamEvent]:
+        """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
+        an event, or ``duration`` seconds pass in all (a live feed never falls idle)."""
+        end = None if duration is None else time.monotonic() + duration
+        while True:
+            wait = idle_timeout
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                wait = left if wait is None else min(wait, left)
+            event = self.get(wait)
+            if event is None:
+                return
             yield event
 
     def __iter__(self) -> Iterator[StreamEvent]:

@@ -13,7 +13,6 @@ from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core import (
     AuthenticationError,
     BarUnit,
-    OrderModification,
     OrderQuery,
     OrderSide,
     OrderStatus,
@@ -85,7 +84,7 @@ async def test_order_lifecycle():
         resting = await client.place_order(
             ACCOUNT, mes.id, OrderSide.BUY, OrderType.LIMIT, 1, limit_price=price, custom_tag="mine"
         )
-        await client.modify_order(OrderModification(ACCOUNT, resting, limit_price=price - 1))
+        await client.modify_order(ACCOUNT, resting, limit_price=price - 1)
         assert (await client.get_order(ACCOUNT, resting)).limit_price == Decimal(price - 1)
         await client.cancel_order(ACCOUNT, resting)
         await client.partial_close_position(ACCOUNT, mes.id, 1)

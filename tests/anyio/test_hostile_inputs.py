@@ -13,7 +13,6 @@ from tradeforge_proto.core import (
     BarsCapExceeded,
     BarUnit,
     InvalidValue,
-    OrderModification,
     OrderSide,
     OrderType,
 )
@@ -53,11 +52,9 @@ async def test_hostile_prices_are_refused_at_once_and_the_client_keeps_trading()
                         ACCOUNT, mes.id, OrderSide.BUY, OrderType.LIMIT, 1, limit_price=price
                     )
                 with pytest.raises(InvalidValue, match="limit_price"):
-                    await client.modify_order(
-                        OrderModification(ACCOUNT, working, limit_price=price)
-                    )
+                    await client.modify_order(ACCOUNT, working, limit_price=price)
         assert [o.id for o in await client.get_open_orders(ACCOUNT)] == [working]
-        await client.modify_order(OrderModification(ACCOUNT, working, limit_price="1000.25"))
+        await client.modify_order(ACCOUNT, working, limit_price="1000.25")
         (order,) = await client.get_open_orders(ACCOUNT)
         assert order.limit_price == Decimal("1000.25")
 

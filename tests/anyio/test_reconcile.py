@@ -10,7 +10,6 @@ import pytest
 from tradeforge_anyio.client import TradingClient
 from tradeforge_proto.core import (
     Change,
-    OrderModification,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -119,9 +118,7 @@ async def test_an_uncertain_modify_is_reconciled_by_the_order_fields():
         order_id = await _far_limit(client, mes.id, "to-modify")
         sim.faults.rest_delay = SLOW
         with pytest.raises(OrderUncertain) as uncertain:
-            await client.modify_order(
-                OrderModification(ACCOUNT, order_id, size=2, limit_price="1001.25")
-            )
+            await client.modify_order(ACCOUNT, order_id, size=2, limit_price="1001.25")
         sim.faults.rest_delay = 0.0
         verdict = await client.reconcile(uncertain.value)
         assert verdict.outcome is Outcome.APPLIED
@@ -135,7 +132,7 @@ async def test_a_modify_that_never_landed_is_not_applied():
         order_id = await _far_limit(client, mes.id, "unchanged")
         sim.faults.rest_statuses.append(500)
         with pytest.raises(OrderUncertain) as uncertain:
-            await client.modify_order(OrderModification(ACCOUNT, order_id, size=3))
+            await client.modify_order(ACCOUNT, order_id, size=3)
         verdict = await client.reconcile(uncertain.value, window=0.3)
         assert verdict.outcome is Outcome.NOT_APPLIED
         assert verdict.order is not None

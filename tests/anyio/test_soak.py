@@ -89,7 +89,7 @@ MAX_GROWTH = 20 * 1024 * 1024
 CLIENT_GROWTH_ALLOWANCE = 1024 * 1024  # what is in flight at a snapshot: records, queued events
 CLIENT_GROWTH_PER_ROUND_TRIP = 5 * 1024 // 2  # the ledger's orders and fills, the test's id sets
 TRACE_FRAMES = 2  # enough to find the simulator's frame above the shared code it calls
-SIMULATOR = os.path.join("*", "tradeforge_anyio", "sim", "*")
+SIMULATOR = os.path.join("*", "tradeforge_sim", "*")
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_subscriptions_are_routed_to_the_hub_that_serves_them() -> None:
     assert set(session.links) == {"user", "market"}
     for sub in user_subscriptions():
         assert session.link_for(sub).name == "user"
-    for sub in Subscription.market(ES, depth=True):
+    for sub in Subscription.market(ES, quotes=True, trades=True, depth=True):
         assert session.link_for(sub).name == "market"
     assert session.subscribe(Subscription.orders(ACCOUNT), w.now) is w.link("user")
     assert session.subscribe(Subscription.quotes(ES), w.now) is w.link("market")

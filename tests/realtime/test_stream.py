@@ -154,7 +154,7 @@ async def test_silent_server_and_expired_token(runtime: str) -> None:
     config = StreamConfig(server_timeout=0.8, keepalive_interval=0.3)
     async with SimServer() as sim, opened(runtime, sim, config=config) as face:
         mes = (await face.client_call("resolve_contract", "MES")).id
-        await face.stream_call("subscribe_market", mes)
+        await face.stream_call("subscribe_market", mes, quotes=True, trades=True)
         await face.read_until(has(QuoteUpdated), "a quote")
         sim.faults.silent = True
         seen = await face.read_until(has(Disconnected), "the silence noticed")
@@ -182,7 +182,7 @@ async def test_malformed_frame_and_a_restarted_simulator(runtime: str) -> None:
         sim = await tg.start(serve, 0, first, first_gone)
         async with opened(runtime, sim) as face:
             mes = (await face.client_call("resolve_contract", "MES")).id
-            await face.stream_call("subscribe_market", mes)
+            await face.stream_call("subscribe_market", mes, quotes=True, trades=True)
             await face.read_until(has(QuoteUpdated), "a quote")
             sim.faults.malformed_frames = 1
             await face.read_until(has(Disconnected), "the malformed frame")
@@ -203,7 +203,7 @@ async def test_get_with_a_timeout_returns_none_when_nothing_comes(runtime: str) 
     async with SimServer() as sim, opened(runtime, sim) as face:
         assert await face.next(0.05) is None  # nothing subscribed: nothing comes
         mes = (await face.client_call("resolve_contract", "MES")).id
-        await face.stream_call("subscribe_market", mes, trades=False)
+        await face.stream_call("subscribe_market", mes, quotes=True)
         await face.read_until(has(QuoteUpdated, 2), "quotes")
         await face.stream_call("unsubscribe_market", mes)
         assert face.stream.subscriptions == ()
@@ -219,7 +219,7 @@ async def test_both_hubs_over_tls(runtime: str) -> None:
         assert sim.api_url.startswith("https://")
         async with opened(runtime, sim, ssl_context=trusting, client_ssl=trusting) as face:
             mes = (await face.client_call("resolve_contract", "MES")).id
-            await face.stream_call("subscribe_market", mes)
+            await face.stream_call("subscribe_market", mes, quotes=True, trades=True)
             await face.stream_call("subscribe_user", ACCOUNT)
             seen = await face.read_until(
                 lambda s: has(Connected, 2)(s) and has(QuoteUpdated, 3)(s), "both hubs"

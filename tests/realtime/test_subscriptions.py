@@ -66,17 +66,17 @@ async def test_wait_false_returns_before_the_acknowledgement(runtime: str) -> No
     async with SimServer() as sim, opened(runtime, sim, config=RETRY_SOON) as face:
         mes = (await face.client_call("resolve_contract", "MES")).id
         sim.faults.hubs_down = {"market"}  # no acknowledgement can come
-        await face.stream_call("subscribe_market", mes, trades=False, wait=False)
+        await face.stream_call("subscribe_market", mes, quotes=True, wait=False)
         assert face.stream.session.status(Subscription.quotes(mes)) is SubscriptionStatus.PENDING
         sim.faults.hubs_down = set()
-        await face.stream_call("subscribe_market", mes, trades=False)  # now wait for it
+        await face.stream_call("subscribe_market", mes, quotes=True)  # now wait for it
         assert face.stream.session.status(Subscription.quotes(mes)) is SubscriptionStatus.ACTIVE
 
 
 async def test_an_unknown_contract_raises_subscription_failed(runtime: str) -> None:
     async with SimServer() as sim, opened(runtime, sim) as face:
         with pytest.raises(SubscriptionFailed, match="unknown contract") as caught:
-            await face.stream_call("subscribe_market", "CON.F.US.NOPE.Z99", trades=False)
+            await face.stream_call("subscribe_market", "CON.F.US.NOPE.Z99", quotes=True)
         assert caught.value.subscription == Subscription.quotes("CON.F.US.NOPE.Z99")
         refused = await face.read_until(
             lambda seen: any(isinstance(e, SubscriptionRefused) for e in seen), "the refusal"
@@ -85,7 +85,7 @@ async def test_an_unknown_contract_raises_subscription_failed(runtime: str) -> N
         assert face.stream.subscriptions == ()
         # The stream goes on: a good subscription still works.
         mes = (await face.client_call("resolve_contract", "MES")).id
-        await face.stream_call("subscribe_market", mes, trades=False)
+        await face.stream_call("subscribe_market", mes, quotes=True)
 
 
 async def test_a_subscription_never_acknowledged_times_out_and_stays_wanted(

@@ -15,7 +15,6 @@ from tradeforge_proto.calls import RetryPolicy
 from tradeforge_proto.core import (
     AuthenticationError,
     BarUnit,
-    OrderModification,
     OrderQuery,
     OrderSide,
     OrderStatus,
@@ -106,7 +105,7 @@ def test_order_lifecycle() -> None:
         resting = client.place_order(
             ACCOUNT, mes.id, OrderSide.BUY, OrderType.LIMIT, 1, limit_price=price, custom_tag="mine"
         )
-        client.modify_order(OrderModification(ACCOUNT, resting, limit_price=price - 1))
+        client.modify_order(ACCOUNT, resting, limit_price=price - 1)
         assert client.get_order(ACCOUNT, resting).limit_price == Decimal(price - 1)
         client.cancel_order(ACCOUNT, resting)
         client.partial_close_position(ACCOUNT, mes.id, 1)

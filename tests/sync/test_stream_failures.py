@@ -33,9 +33,9 @@ def test_a_failed_driver_surfaces_to_the_reader() -> None:
             client.fresh_token = refuse  # type: ignore[method-assign]
             stream = client.stream()
             try:
-                stream.subscribe_market(mes.id, wait=False)
+                stream.subscribe_market(mes.id, quotes=True, wait=False)
                 with pytest.raises(Broken):
-                    list(stream.events(timeout=5))
+                    list(stream.events(idle_timeout=5))
                 assert stream.get(timeout=0) is None  # raised once
             finally:
                 stream.close()

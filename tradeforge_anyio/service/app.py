@@ -25,7 +25,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import TradeForgeError
-from tradeforge_proto.core.models import Bracket, OrderModification
+from tradeforge_proto.core.models import Bracket
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
@@ -349,14 +349,12 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
     async def modify_order(client: Client, order_id: OrderIdPath, body: ModifyOrderIn) -> None:
         """Change a working order's size or prices."""
         await client.modify_order(
-            OrderModification(
-                account_id=body.account_id,
-                order_id=order_id,
-                size=body.size,
-                limit_price=body.limit_price,
-                stop_price=body.stop_price,
-                trail_price=body.trail_price,
-            )
+            body.account_id,
+            order_id,
+            size=body.size,
+            limit_price=body.limit_price,
+            stop_price=body.stop_price,
+            trail_price=body.trail_price,
         )
 
     @router.delete("/orders/{order_id:tradeforge_id}", tags=["orders"], status_code=done)

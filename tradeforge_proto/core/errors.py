@@ -94,6 +94,8 @@ class ProviderError(TradeForgeError):
         super().__init__(self._describe())
 
     def _describe(self) -> str:
+        if self.code is None and 200 <= self.status < 300 and self.message:
+            return f"{self.message} (answer of {self.endpoint})"  # a success that lacked it
         parts = [f"{self.endpoint}:"]
         if self.code is not None:
             parts.append(f"{self.code_name or 'error'} ({self.code})")
@@ -236,3 +238,22 @@ class SubscriptionTimeout(TradeForgeError):
             f"{subscription} was not acknowledged within {timeout:g}s; "
             "it stays wanted and is sent when the hub connects"
         )
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def single_error(
+    group: BaseExceptionGroup[BaseException], cancelled: type[BaseException]
+) -> BaseException | None:
+    """The one exception an exception group stands for once its cancellations are left out, or
+    None when it holds several: task groups wrap what a block raised, and callers should see the
+    library's own exception, not a group."""
+    found: list[BaseException] = []
+    for leaf in _leaves(group):
+        if not isinstance(leaf, cancelled) and all(leaf is not seen for seen in found):
+            found.append(leaf)
+    return found[0] if len(found) == 1 else None

@@ -213,8 +213,17 @@ class TradingPlatformAPI(abc.ABC):
         """Place an order; raises OrderUncertain when the outcome cannot be known."""
 
     @abc.abstractmethod
-    async def modify_order(self, change: OrderModification) -> None:
-        """Change a working order."""
+    async def modify_order(
+        self,
+        account_id: AccountId,
+        order_id: OrderId,
+        *,
+        size: int | None = None,
+        limit_price: Any = None,
+        stop_price: Any = None,
+        trail_price: Any = None,
+    ) -> None:
+        """Change a working order: the fields given; the others stay as they are."""
 
     @abc.abstractmethod
     async def cancel_order(self, account_id: AccountId, order_id: OrderId) -> None:
@@ -267,11 +276,11 @@ class RealTimeStream(abc.ABC):
         self,
         contract_id: ContractId,
         *,
-        quotes: bool = True,
-        trades: bool = True,
+        quotes: bool = False,
+        trades: bool = False,
         depth: bool = False,
     ) -> None:
-        """Start receiving market data for a contract."""
+        """Start receiving exactly the market data asked for: quotes, trade prints, depth."""
 
     @abc.abstractmethod
     async def unsubscribe_market(
@@ -292,7 +301,7 @@ class RealTimeStream(abc.ABC):
         accounts: bool = True,
         orders: bool = True,
         positions: bool = True,
-        trades: bool = True,
+        fills: bool = True,
     ) -> None:
         """Start receiving account, order, position and fill events for an account."""
 

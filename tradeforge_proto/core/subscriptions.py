@@ -92,13 +92,16 @@ class Subscription:
         cls,
         contract_id: ContractId,
         *,
-        quotes: bool = True,
-        trades: bool = True,
+        quotes: bool = False,
+        trades: bool = False,
         depth: bool = False,
     ) -> list[Subscription]:
-        """The market subscriptions for a contract, as flags."""
+        """Exactly the market subscriptions asked for: quotes, trade prints, depth."""
         wanted = ((quotes, cls.quotes), (trades, cls.trades), (depth, cls.depth))
-        return [make(contract_id) for flag, make in wanted if flag]
+        subs = [make(contract_id) for flag, make in wanted if flag]
+        if not subs:
+            raise LocalProtocolError("ask for quotes=True, trades=True or depth=True")
+        return subs
 
     @classmethod
     def user(

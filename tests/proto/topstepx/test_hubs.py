@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tradeforge_proto.core import (
     DepthType,
+    LocalProtocolError,
     OrderStatus,
     PositionSide,
     RemoteProtocolError,
@@ -534,17 +535,18 @@ def test_hub_methods_for_every_channel(user, market):
 
 
 def test_subscription_helpers_validate_keys():
-    assert Subscription.market(ES, depth=True) == [
+    assert Subscription.market(ES, depth=True) == [Subscription.depth(ES)]
+    assert Subscription.market(ES, quotes=True, trades=True, depth=True) == [
         Subscription.quotes(ES),
         Subscription.trades(ES),
         Subscription.depth(ES),
     ]
+    with pytest.raises(LocalProtocolError, match="ask for quotes=True"):
+        Subscription.market(ES)
     assert Subscription.user(7, accounts=False, fills=False) == [
         Subscription.orders(7),
         Subscription.positions(7),
     ]
-    from tradeforge_proto.core import LocalProtocolError
-
     for channel, key in (
         (Channel.ACCOUNTS, 1),
         (Channel.QUOTES, 5),
