@@ -28,8 +28,8 @@ STAMP = VENV / ".tradeforge-installed"
 PACKAGES = ["tradeforge_proto", "tradeforge_anyio", "tradeforge_sync", "tradeforge_sim"]
 
 
-def _fingerprint() -> str:
-    digest = hashlib.sha256()
+def _fingerprint(extras: str) -> str:
+    digest = hashlib.sha256(extras.encode())
     for name in ("pyproject.toml", "constraints.txt"):
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()
@@ -42,22 +42,26 @@ def _run(*args: str | Path) -> None:
         sys.exit(result.returncode)
 
 
-def ensure_env() -> None:
-    """Create .venv and install the project with pinned dependencies when needed."""
+def ensure_env(extras: str = "dev") -> None:
+    """Create .venv and install the project with ``extras`` and pinned dependencies when needed
+    (``dev``: everything; ``service``: what the service and the simulator need)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this script may be run by an older python3
         sys.exit("TradeForge needs Python >= 3.11")
     if not PYTHON.exists():
         print(f"creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    fingerprint = _fingerprint()
-    if STAMP.exists() and STAMP.read_text() == fingerprint:
+    fingerprint = _fingerprint(extras)
+    done = STAMP.read_text().splitlines() if STAMP.exists() else []
+    if fingerprint in done or _fingerprint("dev") in done:  # dev holds every other set
         return
+    print(f"installing tradeforge[{extras}] and its pinned dependencies into {VENV}", flush=True)
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(
-        PYTHON, "-m", "pip", "install", "--quiet",
-        "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[dev]",
+        PYTHON, "-m", "pip", "install", "--progress-bar", "on",
+        "-c", ROOT / "constraints.txt", "-e", f"{ROOT}[{extras}]",
     )  # fmt: skip
-    STAMP.write_text(fingerprint)
+    current = {_fingerprint(name) for name in set(EXTRAS.values())}
+    STAMP.write_text("\n".join([*(f for f in done if f in current), fingerprint]))
 
 
 def test(extra: list[str]) -> None:
@@ -90,12 +94,14 @@ def bench(extra: list[str]) -> None:
 
 
 JOBS = {"test": test, "run": run, "sim": sim, "bench": bench}
+EXTRAS = {"test": "dev", "run": "service", "sim": "service", "bench": "dev"}
+"""What each job installs: the service and the simulator need no development tools."""
 
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in JOBS:
         sys.exit(f"usage: python3 dev.py {{{'|'.join(JOBS)}}} [args...]")
-    ensure_env()
+    ensure_env(EXTRAS[sys.argv[1]])
     JOBS[sys.argv[1]](sys.argv[2:])
 
 

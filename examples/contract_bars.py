@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -27,4 +27,6 @@ async def main(symbol: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1] if len(sys.argv) > 1 else "MES")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("symbol", nargs="?", default="MES", help="product symbol (default MES)")
+    anyio.run(main, parser.parse_args().symbol)

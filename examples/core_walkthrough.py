@@ -6,6 +6,7 @@ send, so this runs anywhere. With a real socket you would write ``data`` and fee
 
 from __future__ import annotations
 
+import argparse
 import json
 from decimal import Decimal
 
@@ -94,4 +95,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import anyio
 
 from tradeforge_anyio import connect
@@ -19,4 +21,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__).parse_args()
     anyio.run(main)

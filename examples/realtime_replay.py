@@ -7,6 +7,7 @@ record is split across two messages). The same pieces run inside the stream mach
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -64,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()

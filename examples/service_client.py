@@ -6,12 +6,14 @@ Start the service first (``python3 dev.py run`` prints its URL and token), then:
 
 It subscribes to MES quotes and to the first tradeable account's orders and fills on
 ``/ws/stream``, buys one MES at market over REST, waits for the order to show FILLED and for its
-fill, flattens the position and prints what it saw. Needs ``httpx`` and ``websockets``; any
-language with an HTTP and a WebSocket client can do the same.
+fill, flattens the position and prints what it saw. Needs ``httpx`` and ``websockets``
+(``pip install 'tradeforge[examples]'``); any language with an HTTP and a WebSocket client can
+do the same.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -88,6 +90,10 @@ async def main(base_url: str, token: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: service_client.py SERVICE_URL TOKEN")
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog="Needs: pip install 'tradeforge[examples]'"
+    )
+    parser.add_argument("service_url", help="the URL tradeforge serve prints")
+    parser.add_argument("token", help="the service token it prints")
+    args = parser.parse_args()
+    asyncio.run(main(args.service_url, args.token))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import anyio
 
@@ -41,4 +41,8 @@ async def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, float(sys.argv[1]) if len(sys.argv) > 1 else 3.0)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "seconds", nargs="?", type=float, default=3.0, help="how long to stream (default 3)"
+    )
+    anyio.run(main, parser.parse_args().seconds)

@@ -72,3 +72,9 @@ def test_the_risk_guard_snippet_refuses_before_sending_and_reports_what_is_left(
     out = run(snippet("risk-guard"))
     assert out.startswith("refused: max_position 6\n"), out
     assert re.search(r"^daily loss left: \d+", out, re.M), out
+
+
+def test_the_helpers_snippet_trades_measures_and_flattens() -> None:
+    out = run(snippet("helpers"))
+    assert re.search(r"^a point up: 5(\.0+)? \| today so far: -?\d", out, re.M), out
+    assert "cancelled 1 closed 1 ok True" in out

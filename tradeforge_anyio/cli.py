@@ -29,10 +29,14 @@ from tradeforge_sim.server import MAX_BODY as SIM_MAX_BODY
 from tradeforge_sim.store import StateStore, StoreError
 
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
+DESCRIPTION: Final = (
+    "TradeForge: run the web service on TopStepX or a simulator (serve), or the ProjectX "
+    "gateway simulator on its own (sim). Each command's --help lists its options."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradeforge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="tradeforge", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser(
         "sim", help="run the ProjectX gateway simulator (REST and both hubs) on one port"
