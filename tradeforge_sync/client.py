@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from tradeforge_proto.brackets import Brackets
 from tradeforge_proto.calls import Done, Failed, RestCore, RetryPolicy, Send
 from tradeforge_proto.config import ProfileSettings
+from tradeforge_proto.contractcache import ContractCache, symbol_key
 from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
 from tradeforge_proto.core.errors import (
     LocalProtocolError,
+    NoActiveContract,
     OrderUncertain,
     ProviderError,
     RemoteProtocolError,
@@ -69,7 +71,6 @@ if TYPE_CHECKING:
     from .stream import TradingStream
 
 T = TypeVar("T")
-CONTRACT_CACHE_SECONDS = 3600.0
 CONTRACT_CACHE_SIZE = 1024
 MARK_LOOKBACK = timedelta(days=4)  # a weekend and a holiday: the latest bar is in it
 
@@ -114,7 +115,7 @@ class TradingClient:
             read_timeout=read_timeout,
             ssl_context=ssl_context,
         )
-        self._contracts: dict[tuple[str, bool], tuple[Contract, float]] = {}
+        self._symbols = ContractCache()
         # The core is not thread-safe: every step of it runs under this lock, I/O outside it.
         self._lock = _runtime.core_lock()
         self._guard = guard
@@ -251,18 +252,14 @@ class TradingClient:
 
     def resolve_contract(self, symbol: str, *, live: bool = False) -> Contract:
         """The current active contract for "MES", "ES", "NQ"..., cached for an hour."""
-        key = (symbol.strip().upper(), live)
-        cached = self._contracts.get(key)
-        if cached is not None and time.monotonic() - cached[1] < CONTRACT_CACHE_SECONDS:
-            return cached[0]
-        contract = self.provider.active_contract(self.get_available_contracts(live=live), symbol)
+        key = symbol_key(symbol)
+        cached = self._symbols.get(key, live, time.time())
+        if cached is not None:
+            return cached
+        contract = self.provider.active_contract(self.get_available_contracts(live=live), key)
         if contract is None:
-            raise ProviderError(
-                f"no active contract for {symbol.strip().upper() or repr(symbol)}",
-                endpoint="Contract/available",
-                status=200,
-            )
-        self._contracts[key] = (contract, time.monotonic())
+            raise NoActiveContract(key, endpoint="Contract/available")
+        self._symbols.put(key, live, contract, time.time())
         return contract
 
     # --- history ---

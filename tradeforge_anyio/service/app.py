@@ -24,7 +24,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
-from tradeforge_proto.core.errors import TradeForgeError
+from tradeforge_proto.core.errors import NoActiveContract, TradeForgeError
 from tradeforge_proto.core.models import Bracket
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
@@ -228,11 +228,10 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         client: Client, symbol: SymbolPath, live: bool = False
     ) -> ContractOut:
         """The current active contract of a product ("MES", "ES", "NQ"...)."""
-        contract = client.provider.active_contract(
-            await client.get_available_contracts(live=live), symbol
-        )
-        if contract is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no active contract for {symbol!r}")
+        try:
+            contract = await client.resolve_contract(symbol, live=live)
+        except NoActiveContract as missing:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, missing.message) from None
         return ContractOut.model_validate(contract)
 
     @router.get("/contracts/{contract_id}", tags=["contracts"])

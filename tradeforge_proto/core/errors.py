@@ -106,6 +106,14 @@ class ProviderError(TradeForgeError):
         return " ".join(parts)
 
 
+class NoActiveContract(ProviderError):
+    """The provider's catalogue holds no active contract for a product symbol."""
+
+    def __init__(self, symbol: str, *, endpoint: str) -> None:
+        self.symbol = symbol
+        super().__init__(f"no active contract for {symbol}", endpoint=endpoint, status=200)
+
+
 class AuthenticationError(ProviderError):
     """Credentials or token were refused (HTTP 401, or a failed login or validate)."""
 
