@@ -60,7 +60,7 @@ from tradeforge_proto.reconcile import Reconciler, Reconciliation, processing_wi
 from tradeforge_proto.registry import provider_for, simulator_provider
 from tradeforge_proto.rules.guard import RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
-from tradeforge_proto.session import AuthNeed, TokenSession
+from tradeforge_proto.session import TokenSession
 
 from . import _runtime
 from .net import ConnectionPool, Origin, SendProgress, TransportError
@@ -169,14 +169,13 @@ class TradingClient(TradingPlatformAPI):
 
     async def fresh_token(self, *, force: bool = False) -> Secret:
         """A valid token for the hubs; ``force`` logs in again (the last one was refused)."""
-        session = self._core.session
         with self._lock:
-            current = session.token
-            if current is not None and not force and session.need(time.time()) is AuthNeed.NONE:
-                return current
+            current = self._core.token_for_hubs(time.time(), force=force)
+        if current is not None:
+            return current
         token = await self.execute(self.provider.login())
         with self._lock:
-            session.token_obtained(token, time.time())
+            self._core.token_obtained(token, time.time())
         return token
 
     @property

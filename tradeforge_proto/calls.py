@@ -538,5 +538,19 @@ class RestCore:
         """Begin running ``operation``; drive the returned call with ``next_step``."""
         return Call(self, operation, now)
 
+    def token_for_hubs(self, now: float, *, force: bool = False) -> Secret | None:
+        """The token a hub connection may use now, or None when a login must come first (run
+        ``authenticator.login()`` and hand its token to ``token_obtained``); ``force`` says the
+        hub refused the current one."""
+        session = self._session
+        current = session.token
+        if current is None or force or session.need(now) is not AuthNeed.NONE:
+            return None
+        return current
+
+    def token_obtained(self, token: Secret, now: float) -> None:
+        """A login made outside a call gave ``token``: every call and hub uses it from now."""
+        self._session.token_obtained(token, now)
+
     def __repr__(self) -> str:
         return f"RestCore(session={self._session!r}, policy={self._policy!r})"

@@ -1142,3 +1142,20 @@ class TestAbandon:
         call = make_core(obtained=T0).start(write_op(), T0)
         cause = TimeoutError("gave up")
         assert call.abandon(cause, request_sent=False, now=T0) is cause
+
+
+def test_a_hub_gets_the_current_token_until_it_must_be_renewed_or_was_refused() -> None:
+    core = RestCore(_TokenLogin())
+    assert core.token_for_hubs(1000.0) is None  # nobody logged in yet
+    core.token_obtained(Secret("t1"), 1000.0)
+    assert core.token_for_hubs(1001.0) == Secret("t1")
+    assert core.token_for_hubs(1001.0, force=True) is None  # the hub refused it
+    assert core.token_for_hubs(1000.0 + 30 * 86_400) is None  # long expired
+
+
+class _TokenLogin:
+    def login(self) -> Any:
+        raise AssertionError("not called")
+
+    def refresh(self) -> None:
+        return None
