@@ -78,3 +78,22 @@ def test_the_helpers_snippet_trades_measures_and_flattens() -> None:
     out = run(snippet("helpers"))
     assert re.search(r"^a point up: 5(\.0+)? \| today so far: -?\d", out, re.M), out
     assert "cancelled 1 closed 1 ok True" in out
+
+
+def test_the_core_snippet_builds_a_request_and_parses_an_answer_fed_in_pieces() -> None:
+    out = run(snippet("core"))
+    assert out.splitlines() == ["POST /api/Order/place retryable: False", "order id: 9056"]
+
+
+def test_the_replay_snippet_decodes_records_into_a_book() -> None:
+    out = run(snippet("replay"))
+    assert out.splitlines() == ["quote 6000.25 6000.5", "book 6000.25 9 | 6000.5 12"]
+
+
+def test_every_python_block_in_the_readme_is_a_tested_snippet() -> None:
+    text = README.read_text()
+    blocks = text.count("```python")
+    named = re.findall(r"<!-- snippet: ([a-z-]+) -->\s*```python", text)
+    assert len(named) == blocks
+    tested = set(re.findall(r'snippet\("([a-z-]+)"\)', Path(__file__).read_text()))
+    assert set(named) == tested
