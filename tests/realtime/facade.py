@@ -108,3 +108,18 @@ async def opened(
     aclient = AsyncClient(provider, ssl_context=client_ssl)
     async with aclient, aclient.stream(**options) as astream:
         yield Face(runtime, aclient, astream)
+
+
+@asynccontextmanager
+async def client_only(runtime: str, sim: SimServer, **options: Any) -> AsyncIterator[Face]:
+    """A client of ``runtime`` on ``sim`` with ``options`` (no stream)."""
+    login = (sim.api_url, DEFAULT_USERNAME, options.pop("api_key", DEFAULT_API_KEY))
+    if runtime == "blocking":
+        client = SyncClient.for_simulator(*login, **options)
+        try:
+            yield Face(runtime, client, None)
+        finally:
+            await anyio.to_thread.run_sync(client.close)
+        return
+    async with AsyncClient.for_simulator(*login, **options) as aclient:
+        yield Face(runtime, aclient, None)

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import attrs
 import pytest
 
-from tradeforge_anyio.client import TradingClient as AsyncClient
 from tradeforge_proto.core.enums import OrderSide, OrderType
 from tradeforge_proto.core.errors import LocalProtocolError, ProviderError, RiskRejected
 from tradeforge_proto.core.models import Position
 from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.rules import COMBINE_50K, Rule
 from tradeforge_proto.rules.guard import RiskGuard
-from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
 from tradeforge_sim.server import SimServer
-from tradeforge_sync.client import TradingClient as SyncClient
 
-from .facade import Face
+from .facade import Face, client_only
 
 pytestmark = pytest.mark.anyio
 
@@ -35,19 +31,9 @@ LOOKUP = "/api/contract/searchbyid"
 READS = ["/api/account/search", "/api/position/searchopen", "/api/trade/search"]
 
 
-@asynccontextmanager
-async def guarded(runtime: str, sim: SimServer, guard: RiskGuard | None) -> AsyncIterator[Face]:
+def guarded(runtime: str, sim: SimServer, guard: RiskGuard | None) -> Any:
     """A client of ``runtime`` on ``sim`` holding ``guard`` (no stream)."""
-    login = (sim.api_url, DEFAULT_USERNAME, DEFAULT_API_KEY)
-    if runtime == "blocking":
-        client = SyncClient.for_simulator(*login, guard=guard)
-        try:
-            yield Face(runtime, client, None)
-        finally:
-            await anyio.to_thread.run_sync(client.close)
-        return
-    async with AsyncClient.for_simulator(*login, guard=guard) as aclient:
-        yield Face(runtime, aclient, None)
+    return client_only(runtime, sim, guard=guard)
 
 
 def recorded(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
