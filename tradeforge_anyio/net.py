@@ -25,10 +25,14 @@ from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.transport import (
     ConnectTimeout,
+    IdleConnections,
     Origin,
     ReadTimeout,
     SendProgress,
     TransportError,
+    address_of,
+    connection_lost,
+    failure_reason,
 )
 
 __all__ = [
@@ -55,23 +59,11 @@ def default_ssl_context() -> ssl.SSLContext:
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-def _reason(exc: BaseException) -> str:
-    """What went wrong, preferring the OS error that anyio's exceptions wrap."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return str(cause) or type(cause).__name__
-
-
-def _address(origin: Origin) -> str:
-    host = f"[{origin.host}]" if ":" in origin.host else origin.host
-    return f"{host}:{origin.port}"
-
-
 @attrs.define(eq=False)
 class _Connection:
     stream: anyio.abc.ByteStream
     http: HttpClientConnection
     requests: int = 0  # requests written on this connection so far
-    idle_since: float = 0.0
 
 
 def _stale(stream: anyio.abc.ByteStream) -> bool:
@@ -121,15 +113,14 @@ class ConnectionPool:
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._keepalive_expiry = keepalive_expiry
         self._max_response_size = max_response_size
         # TLS only for https; a context given for an http origin is not used.
         self._ssl_context: ssl.SSLContext | None = None
         if origin.scheme == "https":
             self._ssl_context = ssl_context or default_ssl_context()
-        self._where = _address(origin)
+        self._where = address_of(origin)
         self._slots: anyio.Semaphore | None = None  # created on first use, inside the event loop
-        self._idle: list[_Connection] = []  # most recently used last
+        self._idle = IdleConnections[_Connection](max_idle=max_connections, expiry=keepalive_expiry)
         self._open = 0
         self._closed = False
         self._connections_opened = 0
@@ -172,7 +163,7 @@ class ConnectionPool:
     async def aclose(self) -> None:
         """Close the idle connections; connections in use close when their request ends."""
         self._closed = True
-        idle, self._idle = self._idle, []
+        idle = self._idle.clear()
         for conn in idle:
             await self._discard(conn)
 
@@ -201,22 +192,22 @@ class ConnectionPool:
 
     async def _checkout(self) -> _Connection:
         now = time.monotonic()
-        while self._idle:
-            conn = self._idle.pop()
-            if now - conn.idle_since >= self._keepalive_expiry or _stale(conn.stream):
-                await self._discard(conn)
-            else:
+        while True:
+            conn, expired = self._idle.take(now)
+            for old in expired:
+                await self._discard(old)
+            if conn is None:
+                return await self._connect()
+            if not _stale(conn.stream):
                 return conn
-        return await self._connect()
+            await self._discard(conn)
 
     async def _checkin(self, conn: _Connection) -> None:
         if self._closed or not conn.http.reusable:
             await self._discard(conn)
             return
-        conn.idle_since = time.monotonic()
-        self._idle.append(conn)
-        while len(self._idle) > self._max_connections:
-            await self._discard(self._idle.pop(0))
+        for surplus in self._idle.put(conn, time.monotonic()):
+            await self._discard(surplus)
 
     async def _connect(self) -> _Connection:
         stream: anyio.abc.ByteStream | None = None
@@ -239,7 +230,7 @@ class ConnectionPool:
             tcp = await anyio.connect_tcp(self.origin.host, self.origin.port)
         except OSError as exc:
             raise TransportError(
-                f"could not connect to {self._where}: {_reason(exc)}", request_sent=False
+                f"could not connect to {self._where}: {failure_reason(exc)}", request_sent=False
             ) from exc
         if self._ssl_context is None:
             return tcp
@@ -260,7 +251,7 @@ class ConnectionPool:
             ) from exc
         except (*_STREAM_ERRORS, anyio.EndOfStream) as exc:
             raise TransportError(
-                f"TLS handshake with {self._where} failed: {_reason(exc)}",
+                f"TLS handshake with {self._where} failed: {failure_reason(exc)}",
                 request_sent=False,
             ) from exc
         finally:
@@ -298,7 +289,7 @@ class ConnectionPool:
                 await conn.stream.send(payload)
             except _STREAM_ERRORS as exc:
                 raise TransportError(
-                    f"writing the request to {self._where} failed: {_reason(exc)}",
+                    f"writing the request to {self._where} failed: {failure_reason(exc)}",
                     request_sent=True,
                 ) from exc
             return await self._read_response(conn, reused)
@@ -315,25 +306,14 @@ class ConnectionPool:
             except anyio.EndOfStream:
                 data = b""
             except _STREAM_ERRORS as exc:
-                raise self._lost(reused, received, exc) from exc
+                raise connection_lost(
+                    self._where, reused=reused, received=received, error=exc
+                ) from exc
             if not data and not received:
-                raise self._lost(reused, received, None)
+                raise connection_lost(self._where, reused=reused, received=received, error=None)
             received += len(data)
             response = conn.http.receive_data(data)
             if response is not None:
                 return response
             if not data:  # pragma: no cover - the core always decides at the end of file
-                raise self._lost(reused, received, None)
-
-    def _lost(self, reused: bool, received: int, exc: BaseException | None) -> TransportError:
-        detail = f": {_reason(exc)}" if exc is not None else ""
-        if received:
-            message = f"connection to {self._where} was lost while reading the response{detail}"
-        elif reused:
-            message = (
-                f"{self._where} closed the reused keep-alive connection before answering{detail}; "
-                "the request may have been received"
-            )
-        else:
-            message = f"{self._where} closed the connection before answering{detail}"
-        return TransportError(message, request_sent=True)
+                raise connection_lost(self._where, reused=reused, received=received, error=None)

@@ -28,10 +28,14 @@ from tradeforge_proto.core.operations import HttpRequest, HttpResponse
 from tradeforge_proto.http import HttpClientConnection
 from tradeforge_proto.transport import (
     ConnectTimeout,
+    IdleConnections,
     Origin,
     ReadTimeout,
     SendProgress,
     TransportError,
+    address_of,
+    connection_lost,
+    failure_reason,
 )
 
 __all__ = [
@@ -54,17 +58,6 @@ def default_ssl_context() -> ssl.SSLContext:
     except ImportError:  # pragma: no cover - truststore is a dependency
         return ssl.create_default_context()
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def _reason(exc: BaseException) -> str:
-    """What went wrong, preferring the OS error an exception wraps."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return str(cause) or type(cause).__name__
-
-
-def _address(origin: Origin) -> str:
-    host = f"[{origin.host}]" if ":" in origin.host else origin.host
-    return f"{host}:{origin.port}"
 
 
 def wait_readable(sockets: Sequence[socket.socket], timeout: float) -> list[socket.socket]:
@@ -181,7 +174,6 @@ class _Connection:
     sock: socket.socket
     http: HttpClientConnection
     requests: int = 0  # requests written on this connection so far
-    idle_since: float = 0.0
 
 
 class ConnectionPool:
@@ -215,16 +207,15 @@ class ConnectionPool:
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._keepalive_expiry = keepalive_expiry
         self._max_response_size = max_response_size
         # TLS only for https; a context given for an http origin is not used.
         self._ssl_context: ssl.SSLContext | None = None
         if origin.scheme == "https":
             self._ssl_context = ssl_context or default_ssl_context()
-        self._where = _address(origin)
+        self._where = address_of(origin)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()  # guards everything below
-        self._idle: list[_Connection] = []  # most recently used last
+        self._idle = IdleConnections[_Connection](max_idle=max_connections, expiry=keepalive_expiry)
         self._open = 0
         self._closed = False
         self._connections_opened = 0
@@ -264,7 +255,7 @@ class ConnectionPool:
         """Close the idle connections; connections in use close when their request ends."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
+            idle = self._idle.clear()
         for conn in idle:
             self._discard(conn)
 
@@ -295,24 +286,21 @@ class ConnectionPool:
         now = time.monotonic()
         while True:
             with self._lock:
-                if not self._idle:
-                    break
-                conn = self._idle.pop()
-            if now - conn.idle_since >= self._keepalive_expiry or _stale(conn.sock):
-                self._discard(conn)
-            else:
+                conn, expired = self._idle.take(now)
+            for old in expired:
+                self._discard(old)
+            if conn is None:
+                return self._connect()
+            if not _stale(conn.sock):
                 return conn
-        return self._connect()
+            self._discard(conn)
 
     def _checkin(self, conn: _Connection) -> None:
         surplus: list[_Connection] = []
         with self._lock:
             keep = not self._closed and conn.http.reusable
             if keep:
-                conn.idle_since = time.monotonic()
-                self._idle.append(conn)
-                while len(self._idle) > self._max_connections:
-                    surplus.append(self._idle.pop(0))
+                surplus = self._idle.put(conn, time.monotonic())
         if not keep:
             surplus.append(conn)
         for extra in surplus:
@@ -343,7 +331,7 @@ class ConnectionPool:
             raise self._connect_timed_out() from exc
         except OSError as exc:
             raise TransportError(
-                f"could not connect to {self._where}: {_reason(exc)}", request_sent=False
+                f"could not connect to {self._where}: {failure_reason(exc)}", request_sent=False
             ) from exc
         if self._ssl_context is None:
             return tcp
@@ -364,7 +352,7 @@ class ConnectionPool:
             raise self._connect_timed_out() from exc
         except OSError as exc:
             raise TransportError(
-                f"TLS handshake with {self._where} failed: {_reason(exc)}",
+                f"TLS handshake with {self._where} failed: {failure_reason(exc)}",
                 request_sent=False,
             ) from exc
         finally:
@@ -403,7 +391,7 @@ class ConnectionPool:
                 raise
             except OSError as exc:
                 raise TransportError(
-                    f"writing the request to {self._where} failed: {_reason(exc)}",
+                    f"writing the request to {self._where} failed: {failure_reason(exc)}",
                     request_sent=True,
                 ) from exc
             return self._read_response(conn, reused, deadline)
@@ -425,25 +413,14 @@ class ConnectionPool:
             except TimeoutError:
                 raise
             except OSError as exc:
-                raise self._lost(reused, received, exc) from exc
+                raise connection_lost(
+                    self._where, reused=reused, received=received, error=exc
+                ) from exc
             if not data and not received:
-                raise self._lost(reused, received, None)
+                raise connection_lost(self._where, reused=reused, received=received, error=None)
             received += len(data)
             response = conn.http.receive_data(data)
             if response is not None:
                 return response
             if not data:  # pragma: no cover - the core always decides at the end of file
-                raise self._lost(reused, received, None)
-
-    def _lost(self, reused: bool, received: int, exc: BaseException | None) -> TransportError:
-        detail = f": {_reason(exc)}" if exc is not None else ""
-        if received:
-            message = f"connection to {self._where} was lost while reading the response{detail}"
-        elif reused:
-            message = (
-                f"{self._where} closed the reused keep-alive connection before answering{detail}; "
-                "the request may have been received"
-            )
-        else:
-            message = f"{self._where} closed the connection before answering{detail}"
-        return TransportError(message, request_sent=True)
+                raise connection_lost(self._where, reused=reused, received=received, error=None)
