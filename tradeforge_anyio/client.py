@@ -234,7 +234,7 @@ class TradingClient(TradingPlatformAPI):
 
     async def get_accounts(self, only_active: bool = True) -> list[Account]:
         """The user's accounts."""
-        return await self.execute(self.provider.search_accounts(only_active))
+        return await self.execute(self.provider.get_accounts(only_active))
 
     async def search_contracts(self, text: str, *, live: bool = False) -> list[Contract]:
         """Contracts matching a text."""
@@ -246,7 +246,7 @@ class TradingClient(TradingPlatformAPI):
 
     async def get_available_contracts(self, *, live: bool = False) -> list[Contract]:
         """The tradeable catalogue."""
-        return await self.execute(self.provider.available_contracts(live=live))
+        return await self.execute(self.provider.get_available_contracts(live=live))
 
     async def resolve_contract(self, symbol: str, *, live: bool = False) -> Contract:
         """The current active contract for "MES", "ES", "NQ"..., cached for an hour."""
@@ -619,7 +619,7 @@ class TradingClient(TradingPlatformAPI):
 
     async def get_open_orders(self, account_id: AccountId) -> list[Order]:
         """Working orders."""
-        return await self.execute(self.provider.search_open_orders(account_id))
+        return await self.execute(self.provider.get_open_orders(account_id))
 
     async def get_order(self, account_id: AccountId, order_id: OrderId) -> Order:
         """One order by id."""
@@ -660,7 +660,7 @@ class TradingClient(TradingPlatformAPI):
 
     async def get_open_positions(self, account_id: AccountId) -> list[Position]:
         """Open positions."""
-        return await self.execute(self.provider.search_open_positions(account_id))
+        return await self.execute(self.provider.get_open_positions(account_id))
 
     async def close_position(self, account_id: AccountId, contract_id: ContractId) -> None:
         """Flatten a position at market."""

@@ -165,7 +165,7 @@ class Reconciler:
             assert u.order_id is not None
             return self._provider.get_order(u.account_id, u.order_id)
         if u.change is Change.CLOSE:
-            return self._provider.search_open_positions(u.account_id)
+            return self._provider.get_open_positions(u.account_id)
         sent = datetime.fromtimestamp(self._sent, UTC)
         slack = TAG_SLACK if u.change is Change.PLACE else CLOSE_SLACK
         end = datetime.fromtimestamp(now, UTC) + slack

@@ -235,7 +235,7 @@ class TradingClient:
 
     def get_accounts(self, only_active: bool = True) -> list[Account]:
         """The user's accounts."""
-        return self.execute(self.provider.search_accounts(only_active))
+        return self.execute(self.provider.get_accounts(only_active))
 
     def search_contracts(self, text: str, *, live: bool = False) -> list[Contract]:
         """Contracts matching a text."""
@@ -247,7 +247,7 @@ class TradingClient:
 
     def get_available_contracts(self, *, live: bool = False) -> list[Contract]:
         """The tradeable catalogue."""
-        return self.execute(self.provider.available_contracts(live=live))
+        return self.execute(self.provider.get_available_contracts(live=live))
 
     def resolve_contract(self, symbol: str, *, live: bool = False) -> Contract:
         """The current active contract for "MES", "ES", "NQ"..., cached for an hour."""
@@ -618,7 +618,7 @@ class TradingClient:
 
     def get_open_orders(self, account_id: AccountId) -> list[Order]:
         """Working orders."""
-        return self.execute(self.provider.search_open_orders(account_id))
+        return self.execute(self.provider.get_open_orders(account_id))
 
     def get_order(self, account_id: AccountId, order_id: OrderId) -> Order:
         """One order by id."""
@@ -659,7 +659,7 @@ class TradingClient:
 
     def get_open_positions(self, account_id: AccountId) -> list[Position]:
         """Open positions."""
-        return self.execute(self.provider.search_open_positions(account_id))
+        return self.execute(self.provider.get_open_positions(account_id))
 
     def close_position(self, account_id: AccountId, contract_id: ContractId) -> None:
         """Flatten a position at market."""

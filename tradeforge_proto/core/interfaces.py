@@ -92,7 +92,7 @@ class Provider(Protocol):
     def logout(self) -> Operation[None]:
         """End the session."""
 
-    def search_accounts(self, only_active: bool = True) -> Operation[list[Account]]:
+    def get_accounts(self, only_active: bool = True) -> Operation[list[Account]]:
         """The user's accounts."""
 
     def search_contracts(self, text: str, *, live: bool = False) -> Operation[list[Contract]]:
@@ -101,7 +101,7 @@ class Provider(Protocol):
     def get_contract(self, contract_id: ContractId) -> Operation[Contract]:
         """One contract by id."""
 
-    def available_contracts(self, *, live: bool = False) -> Operation[list[Contract]]:
+    def get_available_contracts(self, *, live: bool = False) -> Operation[list[Contract]]:
         """The tradeable catalogue."""
 
     def retrieve_bars(self, request: BarRequest) -> Operation[list[Bar]]:
@@ -112,7 +112,7 @@ class Provider(Protocol):
     ) -> Operation[list[Order]]:
         """Orders created in a time window."""
 
-    def search_open_orders(self, account_id: AccountId) -> Operation[list[Order]]:
+    def get_open_orders(self, account_id: AccountId) -> Operation[list[Order]]:
         """Working orders."""
 
     def get_order(self, account_id: AccountId, order_id: OrderId) -> Operation[Order]:
@@ -130,7 +130,7 @@ class Provider(Protocol):
     def modify_order(self, change: OrderModification) -> Operation[None]:
         """Change a working order (never retried)."""
 
-    def search_open_positions(self, account_id: AccountId) -> Operation[list[Position]]:
+    def get_open_positions(self, account_id: AccountId) -> Operation[list[Position]]:
         """Open positions."""
 
     def close_position(self, account_id: AccountId, contract_id: ContractId) -> Operation[None]:

@@ -215,7 +215,7 @@ class Recovery:
         plan: list[tuple[_Kind, AccountId | None, Operation[Any]]] = []
         for account, channels in self._wanted.items():
             if account is None:
-                plan.append((_Kind.ACCOUNTS, None, provider.search_accounts(True)))
+                plan.append((_Kind.ACCOUNTS, None, provider.get_accounts(True)))
                 continue
             if Channel.ORDERS in channels:
                 # Orders created before the gap may have changed in it: look back to the oldest
@@ -223,11 +223,11 @@ class Recovery:
                 working = [o.created_at for o in ledger.working_orders(account)]
                 orders_from = min([start, *working])
                 plan.append((_Kind.ORDERS, account, provider.search_orders(account, orders_from)))
-                plan.append((_Kind.OPEN_ORDERS, account, provider.search_open_orders(account)))
+                plan.append((_Kind.OPEN_ORDERS, account, provider.get_open_orders(account)))
             if Channel.FILLS in channels:
                 plan.append((_Kind.FILLS, account, provider.search_trades(account, start)))
             if Channel.POSITIONS in channels:
-                plan.append((_Kind.POSITIONS, account, provider.search_open_positions(account)))
+                plan.append((_Kind.POSITIONS, account, provider.get_open_positions(account)))
         self._plan = {first_key + i: (kind, account) for i, (kind, account, _) in enumerate(plan)}
         self.reads = tuple(RecoveryRead(first_key + i, op) for i, (_, _, op) in enumerate(plan))
         self._results: dict[int, Any] = {}

@@ -116,7 +116,7 @@ class TopStepX:
 
     # --- reads ---
 
-    def search_accounts(self, only_active: bool = True) -> Operation[list[Account]]:
+    def get_accounts(self, only_active: bool = True) -> Operation[list[Account]]:
         """Account/search."""
         return rest.search_accounts(only_active)
 
@@ -128,7 +128,7 @@ class TopStepX:
         """Contract/searchById."""
         return rest.get_contract(contract_id)
 
-    def available_contracts(self, *, live: bool = False) -> Operation[list[Contract]]:
+    def get_available_contracts(self, *, live: bool = False) -> Operation[list[Contract]]:
         """Contract/available."""
         return rest.available_contracts(live=live)
 
@@ -142,7 +142,7 @@ class TopStepX:
         """Order/search."""
         return rest.search_orders(account_id, start, end)
 
-    def search_open_orders(self, account_id: AccountId) -> Operation[list[Order]]:
+    def get_open_orders(self, account_id: AccountId) -> Operation[list[Order]]:
         """Order/searchOpen."""
         return rest.search_open_orders(account_id)
 
@@ -154,7 +154,7 @@ class TopStepX:
         """Order/v2/query."""
         return rest.query_orders(query)
 
-    def search_open_positions(self, account_id: AccountId) -> Operation[list[Position]]:
+    def get_open_positions(self, account_id: AccountId) -> Operation[list[Position]]:
         """Position/searchOpen."""
         return rest.search_open_positions(account_id)
 
