@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tradeforge_proto.core.errors import LocalProtocolError
 from tradeforge_proto.transport import (
     IdleConnections,
     Origin,
@@ -63,3 +64,38 @@ def test_reasons_and_addresses_read_plainly() -> None:
     assert failure_reason(TimeoutError()) == "TimeoutError"
     assert address_of(Origin("https", "::1", 8443)) == "[::1]:8443"
     assert address_of(Origin.from_url("https://api.topstepx.com")) == "api.topstepx.com:443"
+
+
+@pytest.mark.parametrize(
+    ("url", "origin", "host_header"),
+    [
+        ("https://api.topstepx.com", Origin("https", "api.topstepx.com", 443), "api.topstepx.com"),
+        ("HTTPS://API.example.com:8443/api?x=1", Origin("https", "api.example.com", 8443), None),
+        ("http://127.0.0.1:5000/", Origin("http", "127.0.0.1", 5000), "127.0.0.1:5000"),
+        ("http://example.com:80", Origin("http", "example.com", 80), "example.com"),
+        ("http://[::1]:8080", Origin("http", "::1", 8080), "[::1]:8080"),
+        ("https://[::1]", Origin("https", "::1", 443), "[::1]"),
+    ],
+)
+def test_origin_from_url(url: str, origin: Origin, host_header: str | None) -> None:
+    parsed = Origin.from_url(url)
+    assert parsed == origin
+    assert parsed.host_header == (host_header or "api.example.com:8443")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com",
+        "wss://example.com/hubs/user",
+        "example.com",
+        "http://",
+        "http://example.com:99999",
+        "http://example.com:0",
+        "https://user:secret@example.com",
+    ],
+)
+def test_origin_rejects(url: str) -> None:
+    with pytest.raises(LocalProtocolError) as refused:
+        Origin.from_url(url)
+    assert "secret" not in str(refused.value)
