@@ -13,6 +13,7 @@ import logging
 import random
 import ssl
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Final, Self
@@ -442,10 +443,22 @@ class TradingStream(RealTimeStream):
             await self._progress.wait()
 
     async def events(
-        self, idle_timeout: float | None = None, *, duration: float | None = None
+        self,
+        idle_timeout: float | None = None,
+        *,
+        duration: float | None = None,
+        timeout: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
-        an event, or ``duration`` seconds pass in all (a live feed never falls idle)."""
+        an event, or ``duration`` seconds pass in all (a live feed never falls idle).
+        ``timeout`` is the former name of ``idle_timeout``, deprecated."""
+        if timeout is not None:
+            warnings.warn(
+                "events(timeout=...) is now events(idle_timeout=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            idle_timeout = timeout if idle_timeout is None else idle_timeout
         end = None if duration is None else anyio.current_time() + duration
         while True:
             wait = idle_timeout

@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Self
@@ -516,10 +517,22 @@ class TradingStream:
                 self._changed.wait(remaining)
 
     def events(
-        self, idle_timeout: float | None = None, *, duration: float | None = None
+        self,
+        idle_timeout: float | None = None,
+        *,
+        duration: float | None = None,
+        timeout: float | None = None,
     ) -> Iterator[StreamEvent]:
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
-        an event, or ``duration`` seconds pass in all (a live feed never falls idle)."""
+        an event, or ``duration`` seconds pass in all (a live feed never falls idle).
+        ``timeout`` is the former name of ``idle_timeout``, deprecated."""
+        if timeout is not None:
+            warnings.warn(
+                "events(timeout=...) is now events(idle_timeout=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            idle_timeout = timeout if idle_timeout is None else idle_timeout
         end = None if duration is None else time.monotonic() + duration
         while True:
             wait = idle_timeout

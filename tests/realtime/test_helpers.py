@@ -4,6 +4,7 @@ brackets signed by side, keyword modify, flatten, P&L, and reading a live feed f
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import pytest
@@ -129,3 +130,19 @@ async def test_subscribe_market_subscribes_exactly_what_is_asked(runtime: str) -
         await face.stream_call("subscribe_market", mes, quotes=True)
         channels = {sub.channel.value for sub in face.stream.subscriptions}
         assert channels == {"quotes"}
+
+
+async def read_all(face: Any, **limits: float) -> list[object]:
+    """Every event ``events(**limits)`` gives, on the face's runtime."""
+    if face.blocking:
+        events = face.stream.events(**limits)
+        found: list[object] = await anyio.to_thread.run_sync(lambda: list(events))
+        return found
+    return [event async for event in face.stream.events(**limits)]
+
+
+async def test_the_former_timeout_name_still_works_and_says_it_is_deprecated(runtime: str) -> None:
+    async with SimServer() as sim, opened(runtime, sim) as face:
+        with pytest.warns(DeprecationWarning, match="idle_timeout"):
+            seen = await read_all(face, timeout=0.2)
+        assert seen == []
