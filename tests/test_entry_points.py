@@ -103,7 +103,7 @@ def test_an_error_inside_connect_is_the_library_s_own_type(
 
     with pytest.raises(ProviderError) as raised:  # not an ExceptionGroup around it
         anyio.run(main, backend=backend)
-    assert str(raised.value) == "no active contract for ZZZ (answer of Contract/available)"
+    assert str(raised.value) == "no active contract for ZZZ (answer of the contract catalogue)"
 
 
 def test_blocking_connect_runs_a_simulator_when_nothing_is_configured(

@@ -256,7 +256,7 @@ class TradingClient(TradingPlatformAPI):
             return cached
         contract = self.provider.active_contract(await self.get_available_contracts(live=live), key)
         if contract is None:
-            raise NoActiveContract(key, endpoint="Contract/available")
+            raise NoActiveContract(key)
         self._symbols.put(key, live, contract, time.time())
         return contract
 

@@ -257,7 +257,7 @@ class TradingClient:
             return cached
         contract = self.provider.active_contract(self.get_available_contracts(live=live), key)
         if contract is None:
-            raise NoActiveContract(key, endpoint="Contract/available")
+            raise NoActiveContract(key)
         self._symbols.put(key, live, contract, time.time())
         return contract
 

@@ -107,11 +107,13 @@ class ProviderError(TradeForgeError):
 
 
 class NoActiveContract(ProviderError):
-    """The provider's catalogue holds no active contract for a product symbol."""
+    """The provider's catalogue of tradeable contracts holds no active one for a symbol."""
 
-    def __init__(self, symbol: str, *, endpoint: str) -> None:
+    def __init__(self, symbol: str) -> None:
         self.symbol = symbol
-        super().__init__(f"no active contract for {symbol}", endpoint=endpoint, status=200)
+        super().__init__(
+            f"no active contract for {symbol}", endpoint="the contract catalogue", status=200
+        )
 
 
 class AuthenticationError(ProviderError):
