@@ -8,6 +8,7 @@ built on the TopStepX gateway protocol on purpose and are not runtimes.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import tradeforge_anyio
@@ -52,3 +53,9 @@ def test_the_checker_sees_such_an_import(tmp_path: Path) -> None:
     assert "tradeforge_proto.providers.topstepx.hubs" in imported(module)
     module.write_text("from tradeforge_proto import providers\n")
     assert "tradeforge_proto.providers" in imported(module)
+
+
+def test_no_runtime_module_names_a_provider_endpoint() -> None:
+    endpoint = re.compile(r"""["'](?:Auth|Account|Contract|History|Order|Position|Trade|Status)/""")
+    named = {str(path): endpoint.findall(path.read_text()) for path in runtime_modules()}
+    assert {k: v for k, v in named.items() if v} == {}
