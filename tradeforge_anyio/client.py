@@ -564,7 +564,7 @@ class TradingClient(TradingPlatformAPI):
         if account is None:
             raise ProviderError(
                 f"account {account_id} is not among the user's accounts",
-                endpoint="Account/search",
+                endpoint="the account list",
                 status=200,
             )
         positions = await self.get_open_positions(account_id)

@@ -563,7 +563,7 @@ class TradingClient:
         if account is None:
             raise ProviderError(
                 f"account {account_id} is not among the user's accounts",
-                endpoint="Account/search",
+                endpoint="the account list",
                 status=200,
             )
         positions = self.get_open_positions(account_id)
