@@ -4,8 +4,13 @@ the names the blocking runtime gives the same things, so both clients are one so
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import anyio
+
+if TYPE_CHECKING:
+    from tradeforge_sim.server import SimServer
 
 sleep = anyio.sleep
 
@@ -18,3 +23,13 @@ def interrupted() -> type[BaseException]:
 def core_lock() -> contextlib.AbstractContextManager[object]:
     """Guards the core's steps; tasks on one event loop never run them at once, so it is free."""
     return contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def in_process_simulator() -> AsyncIterator[SimServer]:
+    """A gateway simulator on a free port of 127.0.0.1, for as long as the block runs; the
+    simulator package is loaded only now (it is large, and most programs never need it)."""
+    from tradeforge_sim.server import SimServer
+
+    async with SimServer() as sim:
+        yield sim

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from . import _runtime
 from .client import TradingClient
 from .settings import load_settings
 
@@ -19,16 +20,16 @@ async def connect(
     env_file: str | Path | None = ".env", *, profile: str | None = None, **options: Any
 ) -> AsyncIterator[TradingClient]:
     """A client for the configured profile, or, with nothing configured (or the simulator chosen
-    without a URL), for a simulator started in-process, which is logged. Incomplete settings
-    raise ConfigurationError rather than fall back to paper trading."""
+    without a URL), for a simulator started in-process (which is logged).
+
+    Incomplete settings raise ConfigurationError rather than fall back to paper trading.
+    """
     settings = load_settings(env_file).profile(profile)
     if not settings.in_process_simulator():
         async with TradingClient.from_settings(settings, **options) as client:
             yield client
         return
-    from tradeforge_sim.server import SimServer  # only when it is needed: the simulator is large
-
-    async with SimServer() as sim:
+    async with _runtime.in_process_simulator() as sim:
         log.warning(
             "no %s settings: trading on an in-process simulator at %s", settings.name, sim.api_url
         )
