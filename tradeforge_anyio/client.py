@@ -547,7 +547,7 @@ class TradingClient(TradingPlatformAPI):
     async def refresh_guard(
         self, now: datetime | None = None, *, contract_ids: Iterable[ContractId] = ()
     ) -> RiskGuard:
-        """Rebuild the guard from reads: its account, open positions, the day's fills, contracts.
+        """Rebuild the guard from reads: its account, positions, working orders, the day's fills.
 
         The contracts of held positions and of ``contract_ids`` are looked up once each. A held
         contract the guard has no quote for is marked at its latest one-minute bar's close; feed
@@ -568,10 +568,11 @@ class TradingClient(TradingPlatformAPI):
                 status=200,
             )
         positions = await self.get_open_positions(account_id)
+        working = await self.get_open_orders(account_id)
         trades = await self.search_trades(account_id, day_start(trading_day(now)))
         wanted = {*contract_ids, *(p.contract_id for p in positions)}
         contracts = {wanted_id: await self._contract(wanted_id) for wanted_id in sorted(wanted)}
-        guard.sync(account, positions, trades, contracts, now)
+        guard.sync(account, positions, trades, contracts, now, working=working)
         for unpriced in guard.unpriced:  # no quote seen yet: the latest bar's close marks it
             bars = await self.get_bars(
                 unpriced,

@@ -47,6 +47,7 @@ from tradeforge_proto.rules import (
     ProposedOrder,
     Rule,
     TradingCalendar,
+    working_exposure,
 )
 from tradeforge_proto.rules import Fill as RuleFill
 from tradeforge_proto.rules import trading_day as rules_trading_day
@@ -1381,20 +1382,11 @@ class Exchange:
                 marks[contract_id] = _ARITHMETIC.divide(book.bid + book.ask, Decimal(2))
         return marks
 
-    def _exposure(self, account_id: int, contract_id: str, side: OrderSide, size: int) -> int:
-        """The working orders on ``side`` that would add to an order of ``size`` if they filled:
-        an entry's remaining size, and a bracket's two legs once (one cancels the other)."""
-        pending = 0
-        legs: dict[int, int] = {}
-        for order in self._working.get(contract_id, {}).values():
-            if order.account_id != account_id or order.side is not side:
-                continue
-            parent = order.parent_order_id
-            if parent is None:
-                pending += order.remaining
-            else:
-                legs[parent] = max(legs.get(parent, 0), order.remaining)
-        return pending + sum(legs.values())
+    def _exposure(self, account_id: int, contract_id: str, side: OrderSide) -> int:
+        """What the account's working orders on ``side`` of the contract would add."""
+        working = self._working.get(contract_id, {}).values()
+        mine = [order.snapshot() for order in working if order.account_id == account_id]
+        return working_exposure(mine, contract_id, side)
 
     def _judge(
         self,
@@ -1410,7 +1402,7 @@ class Exchange:
         orders, each within the rules, can take the account past them."""
         if account_id not in self._keeper:
             return
-        pending = self._exposure(account_id, contract_id, side, size)
+        pending = self._exposure(account_id, contract_id, side)
         proposed = ProposedOrder(contract_id, side, size + pending)
         verdict = self._keeper.check(account_id, proposed, marks=self.marks())
         if verdict.allowed:
@@ -1460,7 +1452,7 @@ class Exchange:
             return
         position = self._positions.get((account_id, contract_id))
         held = 0 if position is None else position.size
-        total = size + self._exposure(account_id, contract_id, side, size)
+        total = size + self._exposure(account_id, contract_id, side)
         reducing = held != 0 and (held > 0) == (side is OrderSide.SELL) and total <= abs(held)
         if not reducing:
             raise Rejection(

@@ -546,7 +546,7 @@ class TradingClient:
     def refresh_guard(
         self, now: datetime | None = None, *, contract_ids: Iterable[ContractId] = ()
     ) -> RiskGuard:
-        """Rebuild the guard from reads: its account, open positions, the day's fills, contracts.
+        """Rebuild the guard from reads: its account, positions, working orders, the day's fills.
 
         The contracts of held positions and of ``contract_ids`` are looked up once each. A held
         contract the guard has no quote for is marked at its latest one-minute bar's close; feed
@@ -567,10 +567,11 @@ class TradingClient:
                 status=200,
             )
         positions = self.get_open_positions(account_id)
+        working = self.get_open_orders(account_id)
         trades = self.search_trades(account_id, day_start(trading_day(now)))
         wanted = {*contract_ids, *(p.contract_id for p in positions)}
         contracts = {wanted_id: self._contract(wanted_id) for wanted_id in sorted(wanted)}
-        guard.sync(account, positions, trades, contracts, now)
+        guard.sync(account, positions, trades, contracts, now, working=working)
         for unpriced in guard.unpriced:  # no quote seen yet: the latest bar's close marks it
             bars = self.get_bars(
                 unpriced,

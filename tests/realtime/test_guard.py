@@ -28,7 +28,12 @@ RULES = attrs.evolve(COMBINE_50K, max_contracts=Decimal(2))
 BARS = "/api/history/retrievebars"
 PLACE = "/api/order/place"
 LOOKUP = "/api/contract/searchbyid"
-READS = ["/api/account/search", "/api/position/searchopen", "/api/trade/search"]
+READS = [
+    "/api/account/search",
+    "/api/position/searchopen",
+    "/api/order/searchopen",
+    "/api/trade/search",
+]
 
 
 def guarded(runtime: str, sim: SimServer, guard: RiskGuard | None) -> Any:

@@ -29,10 +29,12 @@ from .checks import (
     ProposedOrder,
     Rule,
     Verdict,
+    WorkingOrder,
     apply_breaches,
     check_order,
     evaluate,
     weighted_position,
+    working_exposure,
 )
 from .config import AccountRules
 from .contracts import (
@@ -86,6 +88,7 @@ __all__ = [
     "TickSpec",
     "TradingCalendar",
     "Verdict",
+    "WorkingOrder",
     "apply_breaches",
     "check_order",
     "day_start",
@@ -94,4 +97,5 @@ __all__ = [
     "to_dollars",
     "trading_day",
     "weighted_position",
+    "working_exposure",
 ]

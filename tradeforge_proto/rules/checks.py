@@ -10,7 +10,7 @@ breach's flatten must be able to go through). ``evaluate`` reports breaches with
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from typing import Final, Protocol
@@ -184,6 +184,48 @@ def _is_reducing(state: AccountState, order: OrderLike) -> bool:
 
 def _refused(rule: Rule, message: str, limit: Decimal, current: Decimal, after: Decimal) -> Verdict:
     return Verdict(Decision.REFUSED, message, rule, limit, current, after)
+
+
+class WorkingOrder(Protocol):
+    """What the exposure count needs of a working order: a core ``Order`` has it all."""
+
+    @property
+    def contract_id(self) -> ContractId: ...
+
+    @property
+    def side(self) -> OrderSide: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def fill_volume(self) -> int: ...
+
+    @property
+    def parent_order_id(self) -> int | None: ...
+
+
+def working_exposure(
+    working: Iterable[WorkingOrder], contract_id: ContractId, side: OrderSide
+) -> int:
+    """Contracts the working orders on ``side`` of a contract would add if they all filled: an
+    entry's unfilled size, and a bracket's two legs once (one cancels the other).
+
+    An order is judged with this added to its size, so that no set of orders, each within the
+    rules, can take the account past them.
+    """
+    pending = 0
+    legs: dict[int, int] = {}
+    for order in working:
+        if order.contract_id != contract_id or order.side is not side:
+            continue
+        remaining = order.size - order.fill_volume
+        parent = order.parent_order_id
+        if parent is None:
+            pending += remaining
+        else:
+            legs[parent] = max(legs.get(parent, 0), remaining)
+    return pending + sum(legs.values())
 
 
 def check_order(

@@ -34,11 +34,14 @@ from .checks import (
     Decision,
     Finding,
     OrderLike,
+    ProposedOrder,
     Rule,
     Verdict,
+    WorkingOrder,
     apply_breaches,
     check_order,
     evaluate,
+    working_exposure,
 )
 from .config import AccountRules
 from .contracts import TickSpec
@@ -94,6 +97,7 @@ class RiskGuard:
         self._marks: dict[ContractId, Decimal] = {}
         self._specs: dict[ContractId, TickSpec] = {}
         self._fills: set[int] = set()
+        self._working: tuple[WorkingOrder, ...] = ()
         """Ids of the fills counted in the current day's realized figure."""
         self._reported: set[tuple[date, Rule, _Kind]] = set()
 
@@ -138,8 +142,11 @@ class RiskGuard:
         trades_today: Sequence[Trade],
         contracts: Mapping[ContractId, Contract],
         now: datetime,
+        *,
+        working: Sequence[WorkingOrder] = (),
     ) -> None:
-        """Rebuild the state from the gateway's figures at ``now``.
+        """Rebuild the state from the gateway's figures at ``now``; ``working`` are the
+        account's open orders, which ``check`` counts with an order as the exchange does.
 
         The day's realized P&L is the sum of the trading day's fills (P&L less fees; voided ones
         and those of other days left out), and the day opened flat at the balance less it, as the
@@ -176,6 +183,7 @@ class RiskGuard:
             if day > previous.day:
                 status = TRANSITIONS[status, Event.DAY_TURNED]
         self._specs.update(contracts)
+        self._working = tuple(working)
         self._fills = {trade.id for trade in counted}
         self._state = AccountState(
             status=status,
@@ -223,7 +231,8 @@ class RiskGuard:
     # --- asking the guard ---
 
     def check(self, order: OrderLike, now: datetime) -> Verdict:
-        """Whether ``order`` may be sent at ``now``, judged as if it filled in full."""
+        """Whether ``order`` may be sent at ``now``, judged as if it and the working orders on
+        its side (as of the last ``sync``) all filled."""
         name = self._rules.name
         if self._state is None:
             return Verdict(
@@ -231,8 +240,10 @@ class RiskGuard:
                 f"the risk guard of the {name} account {self._account_id} has not been synced",
             )
         self._turn(now)
+        pending = working_exposure(self._working, order.contract_id, order.side)
+        judged = ProposedOrder(order.contract_id, order.side, order.size + pending)
         try:
-            return check_order(self._state, self._rules, order, self._marks, self._specs)
+            return check_order(self._state, self._rules, judged, self._marks, self._specs)
         except MissingFigure as exc:
             return Verdict(
                 Decision.REFUSED,

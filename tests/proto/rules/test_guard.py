@@ -36,6 +36,7 @@ from tradeforge_proto.rules import (
     ProposedOrder,
     Rule,
 )
+from tradeforge_proto.rules.checks import working_exposure
 from tradeforge_proto.rules.guard import RiskGuard, mark_of
 
 from .support import BUY, ES, MES, NOW, SELL
@@ -413,3 +414,50 @@ def test_before_the_first_sync() -> None:
     assert verdict.message == f"the risk guard of the 50K Combine account {ID} has not been synced"
     with pytest.raises(MissingFigure, match="has not been synced"):
         guard.assessment(NOW)
+
+
+def working_order(
+    order_id: int,
+    side: OrderSide,
+    size: int,
+    *,
+    filled: int = 0,
+    parent: int | None = None,
+    contract_id: str = ES,
+) -> Order:
+    return Order(
+        id=order_id,
+        account_id=ID,
+        contract_id=contract_id,
+        created_at=NOW,
+        status=OrderStatus.OPEN,
+        type=OrderType.LIMIT,
+        side=side,
+        size=size,
+        fill_volume=filled,
+        parent_order_id=parent,
+    )
+
+
+def test_working_orders_on_the_side_count_with_the_order_a_bracket_s_legs_once() -> None:
+    working = [
+        working_order(1, BUY, 2, filled=1),  # one still to fill
+        working_order(2, SELL, 3),  # the other side
+        working_order(3, BUY, 4, parent=9),  # a bracket's two legs: the larger counts
+        working_order(4, BUY, 2, parent=9),
+        working_order(5, BUY, 7, contract_id=MES),  # another contract
+    ]
+    assert working_exposure(working, ES, BUY) == 5
+    assert working_exposure(working, ES, SELL) == 3
+    assert working_exposure([], ES, BUY) == 0
+
+
+def test_the_guard_counts_the_working_orders_it_was_synced_with() -> None:
+    guard = RiskGuard(RULES, ID)
+    working = [working_order(1, BUY, 1)]
+    guard.sync(account("50000"), (), (), CONTRACTS, NOW, working=working)
+    limit = int(RULES.max_contracts or 0)
+    assert guard.check(ProposedOrder(ES, BUY, limit - 1), NOW).allowed
+    refused = guard.check(ProposedOrder(ES, BUY, limit), NOW)
+    assert refused.rule is Rule.MAX_POSITION
+    assert refused.after == limit + 1
