@@ -186,17 +186,8 @@ def _refused(rule: Rule, message: str, limit: Decimal, current: Decimal, after: 
     return Verdict(Decision.REFUSED, message, rule, limit, current, after)
 
 
-class WorkingOrder(Protocol):
+class WorkingOrder(OrderLike, Protocol):
     """What the exposure count needs of a working order: a core ``Order`` has it all."""
-
-    @property
-    def contract_id(self) -> ContractId: ...
-
-    @property
-    def side(self) -> OrderSide: ...
-
-    @property
-    def size(self) -> int: ...
 
     @property
     def fill_volume(self) -> int: ...
