@@ -13,7 +13,6 @@ import logging
 import random
 import ssl
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Final, Self
@@ -44,6 +43,7 @@ from tradeforge_proto.realtime import (
     StreamState,
     StreamStats,
 )
+from tradeforge_proto.realtime.reading import ReadWindow
 
 from .client import TradingClient
 from .net import default_ssl_context
@@ -452,22 +452,9 @@ class TradingStream(RealTimeStream):
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
         an event, or ``duration`` seconds pass in all (a live feed never falls idle).
         ``timeout`` is the former name of ``idle_timeout``, deprecated."""
-        if timeout is not None:
-            warnings.warn(
-                "events(timeout=...) is now events(idle_timeout=...)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            idle_timeout = timeout if idle_timeout is None else idle_timeout
-        end = None if duration is None else anyio.current_time() + duration
-        while True:
-            wait = idle_timeout
-            if end is not None:
-                left = end - anyio.current_time()
-                if left <= 0:
-                    return
-                wait = left if wait is None else min(wait, left)
-            event = await self.get(wait)
+        window = ReadWindow.start(idle_timeout, duration, anyio.current_time(), timeout=timeout)
+        while not window.over(anyio.current_time()):
+            event = await self.get(window.wait(anyio.current_time()))
             if event is None:
                 return
             yield event

@@ -89,6 +89,10 @@ class RuleKeeper:
         """An account's current rules state."""
         return self._states[account_id]
 
+    def states(self) -> dict[int, AccountState]:
+        """Every ruled account's current rules state."""
+        return dict(self._states)
+
     def status(self, account_id: int) -> AccountStatus:
         """Whether a ruled account is active, disabled for the day or closed."""
         return self._states[account_id].status

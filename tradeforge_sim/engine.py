@@ -384,6 +384,11 @@ class _SimOrder:
         """Contracts still to fill."""
         return self.size - self.fill_volume
 
+    @property
+    def contract_id(self) -> str:
+        """The contract the order is on."""
+        return self.spec.contract.id
+
     def snapshot(self) -> Order:
         """The order as the gateway reports it."""
         contract = self.spec.contract
@@ -578,10 +583,7 @@ class Exchange:
         self._dirty_positions: set[tuple[int, str]] = set()
         self._dirty_accounts: set[int] = set()
         self._new_fills: list[Fill] = []
-        self._taken_rule_states = self._keeper_states()
-
-    def _keeper_states(self) -> dict[int, AccountState]:
-        return {account_id: self._keeper.state(account_id) for account_id in self._keeper.accounts}
+        self._taken_rule_states = self._keeper.states()
 
     @classmethod
     def restore(
@@ -632,7 +634,7 @@ class Exchange:
 
     def take_changes(self) -> Changes:
         """Everything changed since the previous call, for a store to write; clears the record."""
-        states = self._keeper_states()
+        states = self._keeper.states()
         changed_states = {
             account_id: state
             for account_id, state in states.items()
@@ -668,7 +670,7 @@ class Exchange:
         """The whole exchange as a store keeps it."""
         return SavedState(
             accounts=tuple(attrs.evolve(account) for account in self._accounts.values()),
-            rule_states=self._keeper_states(),
+            rule_states=self._keeper.states(),
             orders=tuple(_order_record(order) for order in self._orders.values()),
             positions=tuple(_position_record(p) for p in self._positions.values()),
             fills=tuple(fill for fills in self._fills.values() for fill in fills),
@@ -950,7 +952,7 @@ class Exchange:
 
     def rule_states(self) -> dict[int, AccountState]:
         """Every ruled account's rules state."""
-        return {account_id: self._keeper.state(account_id) for account_id in self._keeper.accounts}
+        return self._keeper.states()
 
     def contracts(self, *, live: bool = False) -> list[Contract]:
         """The whole catalogue, expired contracts included; ``live`` changes nothing here."""
@@ -1385,7 +1387,7 @@ class Exchange:
     def _exposure(self, account_id: int, contract_id: str, side: OrderSide) -> int:
         """What the account's working orders on ``side`` of the contract would add."""
         working = self._working.get(contract_id, {}).values()
-        mine = [order.snapshot() for order in working if order.account_id == account_id]
+        mine = [order for order in working if order.account_id == account_id]
         return working_exposure(mine, contract_id, side)
 
     def _judge(

@@ -17,7 +17,6 @@ import socket
 import ssl
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Self
@@ -43,6 +42,7 @@ from tradeforge_proto.realtime import (
     StreamState,
     StreamStats,
 )
+from tradeforge_proto.realtime.reading import ReadWindow
 
 from .client import TradingClient
 from .net import connect_unless, default_ssl_context, wait_readable
@@ -526,22 +526,9 @@ class TradingStream:
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
         an event, or ``duration`` seconds pass in all (a live feed never falls idle).
         ``timeout`` is the former name of ``idle_timeout``, deprecated."""
-        if timeout is not None:
-            warnings.warn(
-                "events(timeout=...) is now events(idle_timeout=...)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            idle_timeout = timeout if idle_timeout is None else idle_timeout
-        end = None if duration is None else time.monotonic() + duration
-        while True:
-            wait = idle_timeout
-            if end is not None:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return
-                wait = left if wait is None else min(wait, left)
-            event = self.get(wait)
+        window = ReadWindow.start(idle_timeout, duration, time.monotonic(), timeout=timeout)
+        while not window.over(time.monotonic()):
+            event = self.get(window.wait(time.monotonic()))
             if event is None:
                 return
             yield event

@@ -1,15 +1,13 @@
-"""The connection pool over real sockets, against the simulator and tiny scripted servers."""
+"""The async pool's own cases: concurrent tasks and cancellation (the rest, shared by both
+runtimes, is in tests/realtime/test_pool.py)."""
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
 import pytest
-import trustme
 
 from tradeforge_anyio.net import (
     ConnectionPool,
@@ -17,7 +15,6 @@ from tradeforge_anyio.net import (
     SendProgress,
 )
 from tradeforge_proto.core.operations import HttpRequest
-from tradeforge_proto.http import HttpServerConnection
 from tradeforge_sim.server import SimServer
 
 pytestmark = pytest.mark.anyio
@@ -33,33 +30,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 def pool_for(sim: SimServer, **options: object) -> ConnectionPool:
     return ConnectionPool(Origin.from_url(sim.api_url), **options)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def scripted_server(handler: Handler) -> AsyncIterator[int]:
-    """A TCP server on 127.0.0.1 running ``handler`` per connection; yields its port."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = int(listener.extra(anyio.abc.SocketAttribute.local_port))
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, handler)
-        yield port
-        tg.cancel_scope.cancel()
-
-
-async def read_request(stream: anyio.abc.ByteStream, http: HttpServerConnection) -> bool:
-    """Read until one whole request arrived (True) or the client closed (False)."""
-    while True:
-        try:
-            data = await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            data = b""
-        if http.receive_data(data) is not None:
-            return True
-        if not data:
-            return False
-
-
-# --- plain HTTP against the simulator ---
 
 
 async def test_concurrent_requests_never_exceed_max_connections() -> None:
@@ -81,15 +51,6 @@ async def test_concurrent_requests_never_exceed_max_connections() -> None:
         assert most_open <= 3
         assert pool.connections_opened == 3
         assert sim.connections == 3
-
-
-# --- connection failures and timeouts ---
-
-
-# --- keep-alive ---
-
-
-# --- cancellation ---
 
 
 async def test_cancelled_after_sending_drops_the_connection_and_says_so() -> None:
@@ -118,20 +79,3 @@ async def test_cancelled_while_waiting_for_a_connection_sends_nothing() -> None:
         assert progress.request_sent is False
         assert pool.requests_sent == 1
         assert pool.connections_opened == 1
-
-
-# --- TLS ---
-
-
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-def server_context(authority: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-# --- origins and lifecycle ---

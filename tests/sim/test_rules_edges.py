@@ -60,7 +60,7 @@ def market(
     )
 
 
-def test_a_day_suspension_ends_at_the_next_day_even_across_a_restart(tmp_path: Path) -> None:
+def test_a_day_suspension_ends_at_the_next_day_even_across_a_restart() -> None:
     ex = Exchange(CATALOGUE, two_accounts(), now=MONDAY)
     market(ex, "6000.00", MONDAY + 1)
     ex.place(RULED, ES, MARKET, BUY, 4, now=MONDAY + 2)

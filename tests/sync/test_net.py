@@ -1,16 +1,15 @@
-"""The blocking connection pool over real sockets, against the simulator and tiny servers."""
+"""The blocking pool's own cases: threads and Ctrl-C (the rest, shared by both runtimes, is in
+tests/realtime/test_pool.py)."""
 
 from __future__ import annotations
 
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import trustme
 
 from tradeforge_proto.core.operations import HttpRequest
 from tradeforge_sim.server import SimServer
@@ -52,9 +51,6 @@ def interrupt_after(seconds: float) -> Iterator[None]:
 needs_alarm = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs SIGALRM")
 
 
-# --- plain HTTP against the simulator ---
-
-
 def test_threads_never_exceed_max_connections() -> None:
     with running_sim() as sim, pool_for(sim, max_connections=3) as pool:
         sim.faults.rest_delay = 0.02
@@ -79,15 +75,6 @@ def test_threads_never_exceed_max_connections() -> None:
         assert most_open <= 3
         assert pool.connections_opened <= 3
         assert sim.connections <= 3
-
-
-# --- connection failures and timeouts ---
-
-
-# --- keep-alive ---
-
-
-# --- interruption (the blocking counterpart of cancellation) ---
 
 
 @needs_alarm
@@ -116,20 +103,3 @@ def test_waiting_for_a_connection_blocks_and_sends_nothing_early() -> None:
         assert progress.request_sent is True
         assert pool.requests_sent == 2
         assert pool.connections_opened == 1
-
-
-# --- TLS ---
-
-
-@pytest.fixture(scope="module")
-def authority() -> trustme.CA:
-    return trustme.CA()
-
-
-def server_context(authority: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    authority.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-# --- origins and lifecycle ---
