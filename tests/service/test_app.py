@@ -399,6 +399,15 @@ def test_empty_token_is_refused():
         create_app(lambda: TradingClient.for_simulator("http://x", "u", "k"), token="")
 
 
+async def test_each_operation_is_named_after_the_client_method_it_calls():
+    async with serving() as (_, http):
+        document = ok(await http.get("/openapi.json"))
+    names = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
+    assert "search_trades" in names
+    assert "get_open_positions" in names
+    assert names - {"health"} <= {n for n in dir(TradingClient) if not n.startswith("_")}
+
+
 def _is_named_ref(schema: dict[str, Any]) -> bool:
     return set(schema) == {"$ref"}
 

@@ -32,6 +32,7 @@ from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 from ..client import TradingClient
 from .conformance import QueryNames, method_not_allowed
+from .console import install_console
 from .edge import UNAUTHORIZED, AllowedHosts, BodyGate, CancelOnDisconnect, RequireToken
 from .errors import (
     BAD_BODY_RESPONSE,
@@ -204,7 +205,7 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         )
 
     @router.get("/accounts", tags=["accounts"])
-    async def accounts(client: Client, only_active: bool = True) -> AccountList:
+    async def get_accounts(client: Client, only_active: bool = True) -> AccountList:
         """The user's accounts."""
         found = await client.get_accounts(only_active)
         return AccountList(accounts=[AccountOut.model_validate(a) for a in found])
@@ -218,13 +219,13 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
 
     @router.get("/contracts/available", tags=["contracts"])
-    async def available_contracts(client: Client, live: bool = False) -> ContractList:
+    async def get_available_contracts(client: Client, live: bool = False) -> ContractList:
         """The tradeable catalogue."""
         found = await client.get_available_contracts(live=live)
         return ContractList(contracts=[ContractOut.model_validate(c) for c in found])
 
     @router.get("/contracts/by-symbol/{symbol}", tags=["contracts"])
-    async def contract_by_symbol(
+    async def resolve_contract(
         client: Client, symbol: SymbolPath, live: bool = False
     ) -> ContractOut:
         """The current active contract of a product ("MES", "ES", "NQ"...)."""
@@ -235,7 +236,7 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         return ContractOut.model_validate(contract)
 
     @router.get("/contracts/{contract_id}", tags=["contracts"])
-    async def contract(client: Client, contract_id: ContractIdPath) -> ContractOut:
+    async def get_contract(client: Client, contract_id: ContractIdPath) -> ContractOut:
         """One contract by id."""
         return ContractOut.model_validate(await client.get_contract(contract_id))
 
@@ -246,7 +247,7 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
     ]
 
     @router.get("/bars", tags=["history"])
-    async def bars(
+    async def get_bars(
         client: Client,
         *,
         contract_id: ContractIdQuery,
@@ -283,24 +284,26 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         return OrderList(orders=[OrderOut.model_validate(o) for o in found])
 
     @router.get("/orders/open", tags=["orders"])
-    async def open_orders(client: Client, account_id: AccountQuery) -> OrderList:
+    async def get_open_orders(client: Client, account_id: AccountQuery) -> OrderList:
         """Working orders."""
         found = await client.get_open_orders(account_id)
         return OrderList(orders=[OrderOut.model_validate(o) for o in found])
 
     @router.get("/orders/{order_id:tradeforge_id}", tags=["orders"])
-    async def order(client: Client, order_id: OrderIdPath, account_id: AccountQuery) -> OrderOut:
+    async def get_order(
+        client: Client, order_id: OrderIdPath, account_id: AccountQuery
+    ) -> OrderOut:
         """One order by id."""
         return OrderOut.model_validate(await client.get_order(account_id, order_id))
 
     @router.get("/positions", tags=["positions"])
-    async def positions(client: Client, account_id: AccountQuery) -> PositionList:
+    async def get_open_positions(client: Client, account_id: AccountQuery) -> PositionList:
         """Open positions."""
         found = await client.get_open_positions(account_id)
         return PositionList(positions=[PositionOut.model_validate(p) for p in found])
 
     @router.get("/trades", tags=["trades"])
-    async def trades(
+    async def search_trades(
         client: Client, account_id: AccountQuery, start: Start, end: End = None
     ) -> TradeList:
         """Fills in a time window."""
@@ -374,7 +377,7 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
         status_code=done,
         responses=BAD_BODY_RESPONSE,
     )
-    async def partial_close(client: Client, body: PartialCloseIn) -> None:
+    async def partial_close_position(client: Client, body: PartialCloseIn) -> None:
         """Reduce a position at market."""
         await client.partial_close_position(body.account_id, body.contract_id, body.size)
 
@@ -430,19 +433,22 @@ def create_app(
                 runtime.fanout = None
                 await fanout.aclose()
 
-    # The API needs the token; the interactive console (/docs) and the document it reads do not:
-    # they hold no data, and the console's Authorize button then sends the token with each call.
+    # The API needs the token; the browser pages (console.py) do not.
     # No redirects: a path with a trailing slash is simply not found.
     app = FastAPI(
         title="TradeForge",
         description=__doc__,
         lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        # Each operation's id is the client method it calls, so generated clients in other
+        # languages read like the Python library.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.add_exception_handler(TradeForgeError, handle_library_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    _add_edge(app, token, max_body)
+    _add_edge(app, token, max_body, install_console(app))
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -468,14 +474,13 @@ def create_app(
     return app
 
 
-def _add_edge(app: FastAPI, token: str, max_body: int) -> None:
+def _add_edge(app: FastAPI, token: str, max_body: int, public: frozenset[str]) -> None:
     """The checks every request passes before routing, innermost first: cancellation when the
     caller leaves, the streamed body count, the declared length and type, then the token."""
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body)
     app.add_middleware(BodyGate, max_body=max_body)
-    public = {app.docs_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
-    app.add_middleware(RequireToken, token=token, public={path for path in public if path})
+    app.add_middleware(RequireToken, token=token, public=public)
 
 
 __all__ = ["LOCAL_HOSTS", "MAX_BODY", "ClientFactory", "create_app"]
