@@ -1,35 +1,82 @@
-"""The pages a person opens in a browser: the interactive API console at ``/docs``.
+"""The pages a person opens in a browser: the API console at ``/docs`` and ``/redoc``.
 
-They hold no data, so they need no token; the console's Authorize button sends the token with
-each call it makes.
+Both work without internet: their scripts, styles and icon are files installed with the
+``fastapi-offline`` package, served here, never fetched from a CDN. The pages hold no data, so
+they need no token; the console's Authorize button sends the token with each call it makes.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse
+from pathlib import Path
+from typing import Final
 
-DOCS: str = "/docs"
-OAUTH2_REDIRECT: str = "/docs/oauth2-redirect"
+import fastapi_offline
+from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import FileResponse, HTMLResponse
+
+DOCS: Final = "/docs"
+REDOC: Final = "/redoc"
+OAUTH2_REDIRECT: Final = "/docs/oauth2-redirect"
+ASSETS: Final = "/docs/assets"
+ASSET_TYPES: Final = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+    "favicon.png": "image/png",
+}
+"""Every file the two pages load, with its content type."""
+
+_FILES: Final = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+def _asset_route(app: FastAPI, name: str, media_type: str) -> str:
+    path = f"{ASSETS}/{name}"
+    file = _FILES / name
+
+    async def asset() -> FileResponse:
+        # The files change only with the installed package: a day in the browser's cache.
+        return FileResponse(file, media_type=media_type, headers={"Cache-Control": "max-age=86400"})
+
+    app.add_api_route(path, asset, include_in_schema=False)
+    return path
 
 
 def install_console(app: FastAPI) -> frozenset[str]:
-    """Add the console's routes to ``app``; answer the paths that need no token."""
+    """Add the console's pages and files to ``app``; answer the paths that need no token."""
+    openapi = app.openapi_url or "/openapi.json"
+    assets = {name: _asset_route(app, name, kind) for name, kind in ASSET_TYPES.items()}
 
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=openapi,
             title=f"{app.title} - API console",
             oauth2_redirect_url=OAUTH2_REDIRECT,
+            swagger_js_url=assets["swagger-ui-bundle.js"],
+            swagger_css_url=assets["swagger-ui.css"],
+            swagger_favicon_url=assets["favicon.png"],
+        )
+
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi,
+            title=f"{app.title} - API reference",
+            redoc_js_url=assets["redoc.standalone.js"],
+            redoc_favicon_url=assets["favicon.png"],
+            with_google_fonts=False,
         )
 
     async def oauth2_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
 
     app.add_api_route(DOCS, docs, include_in_schema=False)
+    app.add_api_route(REDOC, redoc, include_in_schema=False)
     app.add_api_route(OAUTH2_REDIRECT, oauth2_redirect, include_in_schema=False)
-    return frozenset({DOCS, OAUTH2_REDIRECT, app.openapi_url or "/openapi.json"})
+    return frozenset({DOCS, REDOC, OAUTH2_REDIRECT, openapi, *assets.values()})
 
 
 __all__ = ["install_console"]
