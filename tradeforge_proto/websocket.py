@@ -69,6 +69,7 @@ _DEFAULT_MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
 _EARLY_DATA_SLACK: Final = 64 * 1024
 _MAX_CONTROL_PAYLOAD: Final = 125  # RFC 6455, 5.5
 _MAX_CLOSE_REASON: Final = _MAX_CONTROL_PAYLOAD - 2  # the code takes two bytes
+_KNOWN_OPCODES: Final = frozenset({0, 1, 2, 8, 9, 10})  # continuation, text, binary, controls
 # The end of an HTTP header block, as h11 finds it.
 _HEAD_END: Final = re.compile(rb"\n\r?\n")
 _TOKEN: Final = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
@@ -251,6 +252,12 @@ class _WebSocketConnection:
         self._bytes_parts: list[bytes] = []
         self._partial_size = 0
         self._local_close = (1000, "")
+        # The frame splitter in front of wsproto (see _split_frames): only a client reads
+        # server frames, which are never masked.
+        self._split = role is ConnectionType.CLIENT
+        self._head = b""  # the start of a frame whose header is not complete yet
+        self._owed = 0  # bytes of a frame handed to wsproto that wsproto still has to get
+        self._fragmented = False  # a message in fragments is under way (wsproto assembles it)
 
     @property
     def state(self) -> WebSocketState:
@@ -336,6 +343,10 @@ class _WebSocketConnection:
                 return [ConnectionClosed(1006, "connection lost", by_peer=True)]
             conn = self._conn
             assert conn is not None
+            if self._split and state is WebSocketState.OPEN:
+                return self._split_frames(conn, self._head + data if self._head else data)
+            if self._head:  # closing: wsproto takes everything from here on
+                data, self._head = self._head + data, b""
             conn.receive_data(data)
             return self._receive_frames(conn, [])
         if state is WebSocketState.CONNECTING:
@@ -344,6 +355,68 @@ class _WebSocketConnection:
 
     def _receive_handshake(self, data: bytes) -> list[WsEvent]:
         raise NotImplementedError
+
+    def _split_frames(self, conn: Connection, data: bytes) -> list[WsEvent]:
+        """Cut ``data`` at frame boundaries: each complete, final, unmasked text frame outside a
+        fragmented message is decoded here; every other frame (control, fragment, binary,
+        masked, reserved bits, invalid UTF-8, one not complete yet) goes to wsproto whole, or
+        its start with the rest owed, so that wsproto never holds part of a frame read here.
+
+        The fast case is what a hub sends all day; wsproto keeps every rule for the others.
+        """
+        out: list[WsEvent] = []
+        end = len(data)
+        at = 0
+        if self._owed:
+            at = min(self._owed, end)
+            self._owed -= at
+            conn.receive_data(data[:at])
+            self._receive_frames(conn, out)
+            if self._state is not WebSocketState.OPEN:
+                return out
+        view = memoryview(data)
+        limit = self._max_message_size
+        while at + 2 <= end:
+            if data[at + 1] & 0x80 or data[at] & 0x70 or data[at] & 0x0F not in _KNOWN_OPCODES:
+                # Masked, reserved bits or opcode: wsproto refuses it as soon as it can, and reads
+                # everything that follows.
+                self._split = False
+                conn.receive_data(data[at:])
+                return self._receive_frames(conn, out)
+            extent = _frame_extent(data, at, end)
+            if extent is None:
+                break
+            first, minimal, start, length = extent
+            stop = start + length
+            if (
+                first == 0x81  # FIN, text
+                and minimal
+                and stop <= end
+                and length <= limit
+                and not self._fragmented
+            ):
+                try:
+                    text = str(view[start:stop], "utf-8")
+                except UnicodeDecodeError:
+                    pass  # wsproto closes with 1007
+                else:
+                    out.append(TextReceived(text))
+                    at = stop
+                    continue
+            taken = min(stop, end)
+            self._owed = stop - taken
+            opcode = first & 0x0F
+            if opcode in (1, 2):  # the first frame of a message: more follow unless FIN
+                self._fragmented = not first & 0x80
+            elif opcode == 0 and first & 0x80:  # the last fragment
+                self._fragmented = False
+            conn.receive_data(data[at:taken])
+            at = taken
+            self._receive_frames(conn, out)
+            if self._state is not WebSocketState.OPEN:
+                return out
+        self._head = data[at:] if at < end else b""
+        return out
 
     def _start(self) -> Connection:
         """Switch to OPEN on the connection wsproto created when the handshake completed."""
@@ -481,6 +554,7 @@ class WebSocketClient(_WebSocketConnection):
         self._rejection: tuple[int, Headers] | None = None
         self._rejection_body: list[bytes] = []
         self._rejection_size = 0
+        self._head_tail = b""  # the last bytes of the response head fed so far
         try:
             request = Request(
                 host=host,
@@ -506,16 +580,39 @@ class WebSocketClient(_WebSocketConnection):
             if self._rejection is None:
                 raise self._fail("the server closed the connection before accepting the upgrade")
             return [self._rejected()]
+        head, rest = data, b""
+        if self._rejection is None and self._split:
+            # Frames right behind a 101 go to the frame splitter, not into wsproto's buffer.
+            window = self._head_tail + data
+            match = _HEAD_END.search(window)
+            if match is None:
+                self._head_tail = window[-2:]
+            else:
+                cut = match.end() - len(self._head_tail)
+                head, rest = data[:cut], data[cut:]
+        out: list[WsEvent] = []
+        conn = self._handshake_events(head, out)
+        if conn is not None:
+            if self._split:
+                return out + self._split_frames(conn, rest)
+            return self._receive_frames(conn, out)
+        if rest and self._state is WebSocketState.CONNECTING:
+            self._split = False  # an interim response came first: wsproto reads the rest
+            conn = self._handshake_events(rest, out)
+            if conn is not None:
+                self._receive_frames(conn, out)
+        return out
+
+    def _handshake_events(self, data: bytes, out: list[WsEvent]) -> Connection | None:
+        """Feed the upgrade response; the connection once accepted (its frames not yet read)."""
         try:
             self._handshake.receive_data(data)
         except (_WsRemoteProtocolError, UnicodeError) as exc:
             raise self._fail(f"invalid upgrade response: {_describe(exc)}") from None
-        out: list[WsEvent] = []
         for event in self._handshake.events():
             if isinstance(event, AcceptConnection):
-                conn = self._start()
                 out.append(Accepted(event.subprotocol, _decode_headers(event.extra_headers)))
-                return self._receive_frames(conn, out)
+                return self._start()
             if isinstance(event, RejectConnection):
                 if event.status_code >= 200:  # interim (1xx) responses are skipped
                     self._rejection = (event.status_code, _decode_headers(event.headers))
@@ -526,7 +623,7 @@ class WebSocketClient(_WebSocketConnection):
             if event.body_finished or self._rejection_size > self._max_message_size:
                 out.append(self._rejected())
                 break
-        return out
+        return None
 
     def _rejected(self) -> Rejected:
         assert self._rejection is not None
@@ -535,6 +632,25 @@ class WebSocketClient(_WebSocketConnection):
         self._rejection_body.clear()
         self._move(WebSocketState.REJECTED)
         return Rejected(status, headers, body)
+
+
+def _frame_extent(data: bytes, at: int, end: int) -> tuple[int, bool, int, int] | None:
+    """The unmasked frame starting at ``at``: its first byte, whether its length is minimally
+    encoded, where its payload starts and its length; None while its header is incomplete."""
+    first, length = data[at], data[at + 1]
+    start = at + 2
+    minimal = True
+    if length == 126:
+        start += 2
+        length = int.from_bytes(data[at + 2 : start])
+        minimal = length >= 126
+    elif length == 127:
+        start += 8
+        length = int.from_bytes(data[at + 2 : start])
+        minimal = 65_536 <= length < 1 << 63
+    if start > end:
+        return None
+    return first, minimal, start, length
 
 
 def _describe(exc: Exception) -> str:
