@@ -17,9 +17,19 @@ from ..core.models import ContractId, DepthUpdate
 
 __all__ = ["EventQueue", "QueueOverflow", "merge_depth"]
 
-_BID_TYPES: Final = frozenset({DepthType.BID, DepthType.BEST_BID, DepthType.NEW_BEST_BID})
-_ASK_TYPES: Final = frozenset({DepthType.ASK, DepthType.BEST_ASK, DepthType.NEW_BEST_ASK})
-_EXTREME_TYPES: Final = frozenset({DepthType.LOW, DepthType.HIGH})
+# The book state each depth type overwrites: a side's level, a session extreme or everything.
+_BID, _ASK, _EXTREME, _RESET = "bid", "ask", "extreme", "reset"
+_STATE_OF: Final[dict[DepthType, str]] = {
+    DepthType.BID: _BID,
+    DepthType.BEST_BID: _BID,
+    DepthType.NEW_BEST_BID: _BID,
+    DepthType.ASK: _ASK,
+    DepthType.BEST_ASK: _ASK,
+    DepthType.NEW_BEST_ASK: _ASK,
+    DepthType.LOW: _EXTREME,
+    DepthType.HIGH: _EXTREME,
+    DepthType.RESET: _RESET,
+}
 _RESET_KEY: Final = ("reset",)
 
 
@@ -59,32 +69,22 @@ class QueueOverflow(TradeForgeError):
 # unique key and is kept, in order.
 
 
-def _is_finite(price: object) -> bool:
-    return isinstance(price, Decimal) and price.is_finite()
-
-
-def _is_volume(volume: object) -> bool:
-    return isinstance(volume, int) and not isinstance(volume, bool) and volume >= 0
-
-
 def _state_key(update: DepthUpdate, contract_id: ContractId) -> tuple[object, ...] | None:
     """The book state ``update`` overwrites, or None when the entry must be kept as it is."""
-    if update.contract_id != contract_id:
+    state = _STATE_OF.get(update.type)
+    if state is None or update.contract_id != contract_id:
         return None
-    kind = update.type
-    if kind == DepthType.RESET:
+    if state is _RESET:
         return _RESET_KEY
-    if not _is_finite(update.price):
+    price = update.price
+    if not isinstance(price, Decimal) or not price.is_finite():
         return None
-    if kind in _EXTREME_TYPES:
-        return ("extreme", kind)
-    if not _is_volume(update.volume):
+    if state is _EXTREME:
+        return (state, update.type)
+    volume = update.volume
+    if not isinstance(volume, int) or isinstance(volume, bool) or volume < 0:
         return None
-    if kind in _BID_TYPES:
-        return ("bid", update.price)
-    if kind in _ASK_TYPES:
-        return ("ask", update.price)
-    return None
+    return (state, price)
 
 
 class _DepthMerge:
@@ -118,7 +118,7 @@ class _DepthMerge:
                 for level in levels:
                     del entries[level]
                 levels.clear()
-            elif key[0] != "extreme":
+            elif key[0] is not _EXTREME:
                 levels.add(key)
             entries.pop(key, None)
             entries[key] = update
