@@ -75,6 +75,7 @@ HOST_FLAG: Final = "--host"
 MARKET: Final = frozenset({"QUOTE", "DEPTH", "TRADE"})
 TOO_SLOW: Final = 1013
 DIRECT: Final = "direct hub (1 TradingStream)"
+TARGET_P99_MS: Final = 10.0  # at the largest client count
 
 
 # --- the child: simulator + service ---------------------------------------------------------
@@ -86,9 +87,7 @@ async def host(rate: float) -> None:
     Prints one JSON line with both URLs once ready; answers a ``timeline`` line on stdin with
     the batch timeline as one JSON line.
     """
-    import uvicorn
-
-    from tradeforge_anyio.service import create_app
+    from tradeforge_anyio.service import build_server, create_app
 
     config = SimConfig(seed=SEED, rate=rate)
     sim = SimServer(config)
@@ -100,16 +99,7 @@ async def host(rate: float) -> None:
 
     async with sim:
         app = create_app(factory, token=TOKEN)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="on",
-                ws_per_message_deflate=False,  # as ``tradeforge serve`` runs it
-            )
-        )
+        server = build_server(app, host="127.0.0.1", port=0)  # as ``tradeforge serve``
         async with anyio.create_task_group() as group:
             group.start_soon(server.serve)
             with anyio.fail_after(10):
@@ -505,6 +495,28 @@ def report(rows: list[Row], rate: float, window: float) -> None:
             f"{row.per_client / decoded:>10.2f} {late50:>16} {late99:>16} "
             f"{row.child_cpu - direct.child_cpu:>+9.0%}"
         )
+    cpu_per_event(rows)
+    worst = rows[-1]
+    p99 = percentile(worst.from_batch, 0.99) * 1e3
+    verdict = "met" if p99 < TARGET_P99_MS else "not met"
+    print(
+        f"\ntarget: p99 < {TARGET_P99_MS:g} ms at {len(worst.tallies)} clients: "
+        f"{p99:.2f} ms, {verdict}"
+    )
+
+
+def cpu_per_event(rows: list[Row]) -> None:
+    """CPU microseconds per event: the service's per event written to one client (the child's
+    CPU above the direct row's is the service's own) beside the direct client's per event it
+    decoded (this process)."""
+    direct = rows[0]
+    decoded = (direct.decoded or 0) / direct.seconds
+    print(f"\n{'CPU per event, us':<28} {'':>8}")
+    if decoded:
+        print(f"{'direct client, decoded':<28} {direct.own_cpu / decoded * 1e6:>8.1f}")
+    for row in rows[1:]:
+        service = max(0.0, row.child_cpu - direct.child_cpu)
+        print(f"{row.name:<28} {service / row.total_rate * 1e6:>8.1f}  (service, per client-event)")
 
 
 def main() -> None:

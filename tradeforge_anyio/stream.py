@@ -452,12 +452,16 @@ class TradingStream(RealTimeStream):
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
         an event, or ``duration`` seconds pass in all (a live feed never falls idle).
         ``timeout`` is the former name of ``idle_timeout``, deprecated."""
-        window = ReadWindow.start(idle_timeout, duration, anyio.current_time(), timeout=timeout)
-        while not window.over(anyio.current_time()):
-            event = await self.get(window.wait(anyio.current_time()))
+        now = anyio.current_time()
+        window = ReadWindow.start(idle_timeout, duration, now, timeout=timeout)
+        timed = window.timed
+        while not window.over(now):
+            event = await self.get(window.wait(now))
             if event is None:
                 return
             yield event
+            if timed:
+                now = anyio.current_time()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self.events()

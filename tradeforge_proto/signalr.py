@@ -536,13 +536,14 @@ class RecordBuffer:
     character split across payloads is fine.
     """
 
-    __slots__ = ("_decoder", "_max_size", "_parts", "_size")
+    __slots__ = ("_decoder", "_max_size", "_mid_character", "_parts", "_size")
 
     def __init__(self, max_size: int = 4 * 1024 * 1024) -> None:
         self._max_size = max_size
         self._parts: list[str] = []
         self._size = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._mid_character = False  # bytes fed so far end inside a UTF-8 character
 
     @property
     def buffered(self) -> int:
@@ -552,7 +553,7 @@ class RecordBuffer:
     def feed(self, data: str | bytes) -> list[str]:
         """The records completed by ``data``, without their RS; RemoteProtocolError on overflow."""
         if isinstance(data, str):
-            if self._decoder.getstate()[0]:
+            if self._mid_character:
                 raise RemoteProtocolError("text arrived in the middle of a UTF-8 character")
             text = data
         else:
@@ -560,6 +561,7 @@ class RecordBuffer:
                 text = self._decoder.decode(data)
             except UnicodeDecodeError as exc:
                 raise RemoteProtocolError(f"payload is not valid UTF-8: {exc.reason}") from None
+            self._mid_character = bool(self._decoder.getstate()[0])
         if RS not in text:
             if text:
                 self._hold(text)

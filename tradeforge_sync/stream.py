@@ -526,12 +526,16 @@ class TradingStream:
         """Events as they arrive, until the stream ends, ``idle_timeout`` seconds pass without
         an event, or ``duration`` seconds pass in all (a live feed never falls idle).
         ``timeout`` is the former name of ``idle_timeout``, deprecated."""
-        window = ReadWindow.start(idle_timeout, duration, time.monotonic(), timeout=timeout)
-        while not window.over(time.monotonic()):
-            event = self.get(window.wait(time.monotonic()))
+        now = time.monotonic()
+        window = ReadWindow.start(idle_timeout, duration, now, timeout=timeout)
+        timed = window.timed
+        while not window.over(now):
+            event = self.get(window.wait(now))
             if event is None:
                 return
             yield event
+            if timed:
+                now = time.monotonic()
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self.events()

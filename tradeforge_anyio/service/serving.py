@@ -221,6 +221,9 @@ def build_server(
         # Deflating every small event message once per client costs more CPU than the bytes it
         # saves on a local or LAN link.
         ws_per_message_deflate=False,
+        # The sans-IO implementation of websockets writes a message with the least work per send:
+        # what one event costs times every client is most of a busy fan-out's CPU.
+        ws="websockets-sansio",
         timeout_keep_alive=limits.keep_alive,
         timeout_graceful_shutdown=limits.shutdown_grace,
         limit_concurrency=limits.max_connections,

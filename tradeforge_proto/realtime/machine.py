@@ -580,7 +580,7 @@ class StreamMachine:
         if decoded:
             self._last_data = now
             self._events.extend(decoded)
-            if any(isinstance(e, SessionLoggedOut) for e in decoded):
+            if SessionLoggedOut in map(type, decoded):
                 reason = "session logged out by the provider"
                 self._lost(
                     now, reason, AuthenticationError(reason, endpoint=self.hub.name, status=0)

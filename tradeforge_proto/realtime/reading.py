@@ -35,6 +35,11 @@ class ReadWindow:
             idle_timeout = timeout if idle_timeout is None else idle_timeout
         return cls(idle_timeout, None if duration is None else now + duration)
 
+    @property
+    def timed(self) -> bool:
+        """Whether the clock matters at all (an unbounded read never looks at it)."""
+        return self.idle_timeout is not None or self.end is not None
+
     def over(self, now: float) -> bool:
         """True once the duration has passed."""
         return self.end is not None and now >= self.end
