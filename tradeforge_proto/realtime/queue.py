@@ -31,6 +31,7 @@ _STATE_OF: Final[dict[DepthType, str]] = {
     DepthType.RESET: _RESET,
 }
 _RESET_KEY: Final = ("reset",)
+_LEVELS: Final = frozenset({_BID, _ASK})
 
 
 class QueueOverflow(TradeForgeError):
@@ -69,34 +70,15 @@ class QueueOverflow(TradeForgeError):
 # unique key and is kept, in order.
 
 
-def _state_key(update: DepthUpdate, contract_id: ContractId) -> tuple[object, ...] | None:
-    """The book state ``update`` overwrites, or None when the entry must be kept as it is."""
-    state = _STATE_OF.get(update.type)
-    if state is None or update.contract_id != contract_id:
-        return None
-    if state is _RESET:
-        return _RESET_KEY
-    price = update.price
-    if not isinstance(price, Decimal) or not price.is_finite():
-        return None
-    if state is _EXTREME:
-        return (state, update.type)
-    volume = update.volume
-    if not isinstance(volume, int) or isinstance(volume, bool) or volume < 0:
-        return None
-    return (state, price)
-
-
 class _DepthMerge:
     """Depth batches of one contract folded into one net batch; the first is kept until a merge."""
 
-    __slots__ = ("_contract_id", "_entries", "_first", "_levels", "_serial")
+    __slots__ = ("_contract_id", "_entries", "_first", "_serial")
 
     def __init__(self, first: DepthReceived) -> None:
         self._contract_id = first.contract_id
         self._first: DepthReceived | None = first
         self._entries: dict[object, DepthUpdate] = {}
-        self._levels: set[tuple[object, ...]] = set()
         self._serial = 0
 
     def add(self, updates: Iterable[DepthUpdate]) -> None:
@@ -107,21 +89,32 @@ class _DepthMerge:
         self._add(updates)
 
     def _add(self, updates: Iterable[DepthUpdate]) -> None:
-        entries, levels, contract_id = self._entries, self._levels, self._contract_id
+        entries, contract_id, state_of = self._entries, self._contract_id, _STATE_OF
+        serial = self._serial
         for update in updates:
-            key = _state_key(update, contract_id)
+            # The key of the book state the entry overwrites; None: kept as it is.
+            key: object = None
+            state = state_of.get(update.type)
+            if state is not None and update.contract_id == contract_id:
+                price = update.price
+                if state is _RESET:
+                    for level in [k for k in entries if type(k) is tuple and k[0] in _LEVELS]:
+                        del entries[level]
+                    key = _RESET_KEY
+                elif isinstance(price, Decimal) and price.is_finite():
+                    if state is _EXTREME:
+                        key = (state, update.type)
+                    else:
+                        volume = update.volume
+                        if isinstance(volume, int) and not isinstance(volume, bool) and volume >= 0:
+                            key = (state, price)
             if key is None:
-                self._serial += 1
-                entries[self._serial] = update
-                continue
-            if key is _RESET_KEY:
-                for level in levels:
-                    del entries[level]
-                levels.clear()
-            elif key[0] is not _EXTREME:
-                levels.add(key)
-            entries.pop(key, None)
-            entries[key] = update
+                serial += 1
+                entries[serial] = update
+            else:
+                entries.pop(key, None)
+                entries[key] = update
+        self._serial = serial
 
     def build(self) -> DepthReceived:
         """The net batch: the first batch itself when nothing was merged into it."""
