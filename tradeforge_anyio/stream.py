@@ -80,10 +80,12 @@ class _Driver:
             while not link.finished:
                 await self._step()
                 if link.feed(time.time()):
+                    self.stream._deliver()
                     await anyio.lowlevel.checkpoint()  # the reader takes this slice's events
                     continue
                 await self._wait()
                 link.handle_timer(time.time())
+                self.stream._deliver()
             await self._step()
         finally:
             await self._close_socket()
@@ -93,6 +95,7 @@ class _Driver:
         for action in self.link.actions():
             if isinstance(action, OpenConnection):
                 await self._open(action)
+                self.stream._deliver()
             elif isinstance(action, CloseConnection):
                 await self._flush()
                 await self._close_socket()
@@ -122,6 +125,7 @@ class _Driver:
             if not data:
                 await self._close_socket()
             link.receive_data(data, time.time())
+            self.stream._deliver()
 
     async def _flush(self) -> None:
         data = self.link.data_to_send()
@@ -131,6 +135,7 @@ class _Driver:
             except _SOCKET_ERRORS as exc:
                 await self._close_socket()
                 self.link.connection_lost(time.time(), exc)
+                self.stream._deliver()
 
     async def _close_socket(self) -> None:
         socket, self.socket = self.socket, None
@@ -387,7 +392,8 @@ class TradingStream(RealTimeStream):
     # --- events ---
 
     def on(self, callback: Callback) -> None:
-        """Call ``callback(event)`` for every event as it is queued, inline: keep it quick."""
+        """Call ``callback(event)`` for every event as it is queued, inline (keep it quick),
+        always before the reader of ``async for`` can get that event."""
         self.session.track_fresh()
         self._callbacks.append(callback)
 
@@ -406,6 +412,9 @@ class TradingStream(RealTimeStream):
         return self.session.book(contract_id)
 
     def _deliver(self) -> None:
+        """Run the callbacks on the events just queued, then wake the reader: called right after
+        every session call that may queue events, with no await in between, so that a callback
+        always sees an event before the reader can take it."""
         for event in self.session.take_fresh():
             for callback in self._callbacks:
                 try:

@@ -84,14 +84,16 @@ class _Driver:
         try:
             while not link.finished:
                 self._step()
-                with lock:
+                with lock:  # callbacks run before the reader may take the events
                     fed = link.feed(time.time())
+                    self.stream._deliver()
                 if fed:
                     time.sleep(0)  # the reader takes this slice's events
                     continue
                 self._wait()
                 with lock:
                     link.handle_timer(time.time())
+                    self.stream._deliver()
             self._step()
         except BaseException as exc:  # surfaces to the reader and to close()
             self.stream._failed(exc)
@@ -141,11 +143,13 @@ class _Driver:
             self._close_socket()
             with lock:
                 link.connection_lost(time.time(), exc)
+                self.stream._deliver()
             return
         if not data:
             self._close_socket()
         with lock:
             link.receive_data(data, time.time())
+            self.stream._deliver()
 
     def _flush(self) -> None:
         with self.stream.lock:
@@ -159,6 +163,7 @@ class _Driver:
                 self._close_socket()
                 with self.stream.lock:
                     self.link.connection_lost(time.time(), exc)
+                    self.stream._deliver()
 
     def _close_socket(self) -> None:
         sock, self.socket = self.socket, None
@@ -186,9 +191,11 @@ class _Driver:
         except (OSError, ssl.SSLError) as exc:
             with lock:
                 self.link.connection_failed(exc, time.time())
+                self.stream._deliver()
             return
         with lock:
             made = sock is not None and self.link.connection_made(time.time())
+            self.stream._deliver()
         if made:
             self.socket = sock
         else:
@@ -452,7 +459,9 @@ class TradingStream:
     def on(self, callback: Callback) -> None:
         """Call ``callback(event)`` for every event as it is queued, on a driver thread.
 
-        Callbacks run one at a time under ``stream.lock``: keep them quick.
+        Callbacks run one at a time under ``stream.lock``, in the same hold of the lock as the
+        decoding that queued the event, so a callback sees an event before the reader can get
+        it (those a REST recovery brings are handed on by the driver it wakes). Keep them quick.
         """
         with self.lock:
             self.session.track_fresh()

@@ -28,6 +28,7 @@ from tradeforge_proto.core.events import (
 )
 from tradeforge_proto.realtime import StreamConfig, StreamState
 from tradeforge_sim.server import SimServer
+from tradeforge_sim.simulation import SimConfig
 from tradeforge_sync.stream import TradingStream as SyncStream
 
 from .facade import ACCOUNT, opened
@@ -119,6 +120,41 @@ async def test_user_events_of_a_fill_in_order_and_callbacks(runtime: str) -> Non
         assert face.stream.callback_errors >= len(calls)
         if face.blocking:
             assert threads == {"tradeforge-user-hub"}  # callbacks run on the hub's driver
+
+
+async def test_callbacks_see_each_event_before_the_reader_gets_it(runtime: str) -> None:
+    async with SimServer(SimConfig(rate=2000.0)) as sim, opened(runtime, sim) as face:
+        handed: set[int] = set()
+        kept: list[StreamEvent] = []  # alive, so that no id is reused
+
+        def record(event: StreamEvent) -> None:
+            handed.add(id(event))
+            kept.append(event)
+
+        face.stream.on(record)
+        mes = (await face.client_call("resolve_contract", "MES")).id
+        await face.stream_call("subscribe_market", mes, quotes=True, trades=True)
+
+        def checked(event: StreamEvent | None) -> list[StreamEvent]:
+            # Looked at the moment the reader has it, before anything else can run.
+            if event is None:
+                return []
+            assert id(event) in handed, f"the reader got {event!r} before the callbacks"
+            return [event]
+
+        got: list[StreamEvent] = []
+        with anyio.fail_after(60):  # a safety net: a busy market gives 400 events in a second
+            if face.blocking:
+
+                def read() -> None:
+                    while len(got) < 400:
+                        got.extend(checked(face.stream.get(0.5)))
+
+                await anyio.to_thread.run_sync(read)
+            else:
+                while len(got) < 400:
+                    got.extend(checked(await face.stream.get(0.5)))
+        assert count(QuoteUpdated, got) > 10
 
 
 async def test_a_broken_callback_is_logged_with_its_traceback(
