@@ -266,14 +266,14 @@ def serve(log_dir: Path) -> Iterator[Service]:
 
 
 def wait_ready(service: Service) -> None:
-    """Until ``/health`` answers; refuses to go on unless the service runs on the simulator."""
+    """Until ``/ready`` answers; refuses to go on unless the service runs on the simulator."""
     deadline = time.monotonic() + START_TIMEOUT
     with httpx.Client(base_url=service.url, headers=AUTH, timeout=2) as client:
         while True:
             if service.exit_code() is not None:
                 raise RuntimeError(f"tradeforge serve exited early:\n{service.log_tail()}")
             try:
-                answer = client.get("/health")
+                answer = client.get("/ready")
             except httpx.HTTPError:
                 answer = None
             if answer is not None and answer.status_code == 200:

@@ -36,8 +36,8 @@ async def next_message(ws: ClientConnection, wanted: set[str]) -> dict[str, Any]
 async def main(base_url: str, token: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as http:
-        health = (await http.get("/health")).raise_for_status().json()
-        print(f"service on {health['provider']} ({health['environment']})")
+        ready = (await http.get("/ready")).raise_for_status().json()
+        print(f"service on {ready['provider']} ({ready['environment']})")
         accounts = (await http.get("/accounts")).raise_for_status().json()["accounts"]
         account = next(a for a in accounts if a["can_trade"])
         contract = (await http.get("/contracts/by-symbol/MES")).raise_for_status().json()

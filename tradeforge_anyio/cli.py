@@ -7,13 +7,13 @@ import os
 import secrets
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from tradeforge_proto.core.errors import ConfigurationError
+from tradeforge_proto.core.errors import AuthenticationError, ConfigurationError, TradeForgeError
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
 from tradeforge_sim.paper import (
@@ -28,7 +28,11 @@ from tradeforge_sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, Si
 from tradeforge_sim.server import MAX_BODY as SIM_MAX_BODY
 from tradeforge_sim.store import StateStore, StoreError
 
+if TYPE_CHECKING:
+    from .client import TradingClient
+
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
+LOGIN_CHECK_TIMEOUT: Final = 30.0  # how long serve waits for the backend's first login
 DESCRIPTION: Final = (
     "TradeForge: run the web service on TopStepX or a simulator (serve), or the ProjectX "
     "gateway simulator on its own (sim). Each command's --help lists its options."
@@ -218,6 +222,24 @@ def _allowed_hosts(bind: str, extra: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*LOCAL_HOSTS, *bound, *extra]))
 
 
+class LoginRefused(Exception):
+    """The backend refused the configured credentials: ``serve`` does not start."""
+
+
+async def _check_login(factory: Callable[[], TradingClient], backend: str) -> None:
+    """Log in once before serving: refused credentials stop ``serve`` with a clear message; a
+    backend that does not answer yet only warns (``/ready`` tells when it does)."""
+    try:
+        async with factory() as client:
+            with anyio.fail_after(LOGIN_CHECK_TIMEOUT):
+                await client.fresh_token()
+    except AuthenticationError as exc:
+        raise LoginRefused(f"{backend} refused the login: {exc}") from None
+    except (TradeForgeError, OSError, TimeoutError) as exc:
+        detail = str(exc) or type(exc).__name__
+        print(f"tradeforge: warning: {backend} did not answer the login: {detail}", file=sys.stderr)
+
+
 async def _run_serve(args: argparse.Namespace) -> None:
     from tradeforge_proto.calls import RetryPolicy
 
@@ -240,6 +262,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
             def factory() -> TradingClient:
                 return TradingClient.from_settings(profile, retry=retry)
 
+            await _check_login(factory, backend)
         else:
             store = stack.enter_context(open_paper_state(args))
             sim = await stack.enter_async_context(
@@ -300,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             anyio.run(_run_serve, args)
     except KeyboardInterrupt:
         print("stopped", flush=True)
-    except (ConfigurationError, StoreError) as exc:
+    except (ConfigurationError, StoreError, LoginRefused) as exc:
         sys.exit(f"tradeforge: {exc}")
 
 

@@ -70,7 +70,11 @@ async def mes_id(http: httpx.AsyncClient) -> str:
 
 async def test_reads():
     async with serving() as (_, http):
-        assert ok(await http.get("/health")) == {
+        assert ok(await http.get("/health")) == {"status": "ok"}
+        assert ok(await http.get("/ready")) == {
+            "ready": True,
+            "login": "ok",
+            "detail": None,
             "provider": "topstepx",
             "environment": "simulator",
             "simulator": True,
@@ -184,8 +188,8 @@ async def test_bracketed_order():
 async def test_missing_or_wrong_token_is_refused():
     async with serving(token="wrong") as (_, http):
         for response in (
-            await http.get("/health"),
-            await http.get("/health", headers={"Authorization": ""}),
+            await http.get("/ready"),
+            await http.get("/ready", headers={"Authorization": ""}),
             await http.post("/orders", json={}),
         ):
             assert response.status_code == 401
@@ -205,7 +209,7 @@ async def test_missing_or_wrong_token_is_refused():
 
 async def test_read_only_hides_every_change():
     async with serving(read_only=True) as (_, http):
-        assert ok(await http.get("/health"))["read_only"] is True
+        assert ok(await http.get("/ready"))["read_only"] is True
         mes = await mes_id(http)
         order = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
         position = {"account_id": ACCOUNT, "contract_id": mes}
@@ -351,6 +355,41 @@ async def test_refused_upstream_login_is_a_bad_gateway():
         assert "not-the-key" not in str(refused)
 
 
+async def test_ready_tells_a_refused_login_while_health_still_answers():
+    async with serving(api_key="not-the-key") as (_, http):
+        refused = ok(await http.get("/ready"), 503)
+        assert refused["ready"] is False
+        assert refused["login"] == "refused"
+        assert "not-the-key" not in str(refused)
+        assert refused["simulator"] is True  # still says what it would trade on
+        assert ok(await http.get("/health")) == {"status": "ok"}  # the process is alive
+
+
+async def test_ready_tells_an_unreachable_backend():
+    async with serving() as (sim, http):
+        sim.faults.rest_statuses = [500] * 20  # the login fails, not for its credentials
+        unreachable = ok(await http.get("/ready"), 503)
+        assert (unreachable["ready"], unreachable["login"]) == (False, "unreachable")
+        assert unreachable["detail"]
+        sim.faults.rest_statuses.clear()
+        assert ok(await http.get("/ready"))["ready"] is True  # back as soon as it answers
+
+
+async def test_health_is_public_and_asks_nothing_behind_the_service():
+    async with serving(token="wrong") as (sim, http):
+        http.headers.pop("Authorization")
+        sim.faults.rest_statuses = [500]  # consumed by the first request to the simulator
+        assert ok(await http.get("/health")) == {"status": "ok"}
+        assert ok(await http.get("/health", headers={"Authorization": "Bearer wrong"}))
+        assert sim.faults.rest_statuses == [500]
+        assert (await http.get("/ready")).status_code == 401
+        assert ok(await http.get("/health", params={"x": "1"}), 422)["detail"][0]["loc"] == [
+            "query",
+            "x",
+        ]
+        assert (await http.post("/health")).headers["Allow"] == "GET"
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [
@@ -391,7 +430,7 @@ async def test_cors_preflight_needs_no_token():
             )
             assert preflight.status_code == 200
             assert preflight.headers["access-control-allow-origin"] == "https://desk.example"
-            assert (await http.get("/health")).status_code == 401
+            assert (await http.get("/ready")).status_code == 401
 
 
 def test_empty_token_is_refused():
@@ -405,7 +444,7 @@ async def test_each_operation_is_named_after_the_client_method_it_calls():
     names = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
     assert "search_trades" in names
     assert "get_open_positions" in names
-    assert names - {"health"} <= {n for n in dir(TradingClient) if not n.startswith("_")}
+    assert names - {"health", "ready"} <= {n for n in dir(TradingClient) if not n.startswith("_")}
 
 
 def _is_named_ref(schema: dict[str, Any]) -> bool:
@@ -416,7 +455,7 @@ async def test_openapi_document_is_fully_typed():
     async with serving() as (_, http):
         document = ok(await http.get("/openapi.json"))
     operations = [op for ops in document["paths"].values() for op in ops.values()]
-    assert len(operations) == 17
+    assert len(operations) == 18
     for operation in operations:
         body = operation.get("requestBody")
         if body is not None:

@@ -40,11 +40,11 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
 
 
 def wait_until_up(base: str, token: str) -> tuple[int, bytes]:
-    """GET /health once the service listens."""
+    """GET /ready once the service listens."""
     deadline = time.monotonic() + SAFETY
     while True:
         try:
-            return get(f"{base}/health", token)
+            return get(f"{base}/ready", token)
         except OSError:
             assert time.monotonic() < deadline, "the service did not come up"
             time.sleep(0.1)
@@ -235,3 +235,26 @@ def test_the_embedded_simulator_keeps_its_state_in_the_user_data_directory(
         wait_until_up(service.base, "t")
         accounts = json.loads(get(f"{service.base}/accounts", "t")[1])["accounts"]
         assert [a["name"] for a in accounts] == ["100KTC-V2-SIM-1"]
+
+
+def test_serve_refuses_to_start_when_the_backend_refuses_the_credentials():
+    from anyio.from_thread import start_blocking_portal
+
+    from tradeforge_sim.server import SimServer
+
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(SimServer()) as sim:
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+        env = {"TS_USERNAME": "trader", "TS_API_KEY": "not-the-key", "TS_API_URL": sim.api_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "tradeforge_anyio.cli", "serve", "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=SAFETY,
+            cwd=tempfile.gettempdir(),
+            env={**base_env, **env},
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "refused the login" in done.stderr
+    assert "not-the-key" not in done.stderr + done.stdout
+    assert "TradeForge service" not in done.stdout  # no banner: nothing was served

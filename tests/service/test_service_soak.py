@@ -10,7 +10,7 @@ goes as fast as the slowest client reads, on any machine, and no backlog builds.
 client holds every fill REST knows of, the simulator drops both upstream hub connections
 (``faults.drop_hub_after``) and the test waits until the fan-out's stream has reconnected and
 resubscribed: on every client (lifecycle messages, ending with a RESUBSCRIBED per hub), on the
-service (``/health``) and in the simulator's hub sessions. The service is given a short
+service (``/ready``) and in the simulator's hub sessions. The service is given a short
 reconnect backoff (``create_app(stream_config=...)``, as ``test_soak`` gives its stream): the
 default one doubles at each drop and only starts over after a minute connected.
 
@@ -238,15 +238,15 @@ class Soak:
         return user == [USER_CHANNELS] and len(market) == 1 and wanted <= market[0]
 
     async def healthy(self) -> None:
-        """``/health`` shows the stream connected on both hubs, with every client."""
+        """``/ready`` shows the stream connected on both hubs, with every client."""
         with anyio.move_on_after(WAIT):
             while True:
-                stream = ok(await self.http.get("/health"))["stream"]
+                stream = ok(await self.http.get("/ready"))["stream"]
                 if stream["user_hub"] == stream["market_hub"] == "connected":
                     assert stream["clients"] == CLIENTS, stream
                     return
                 await anyio.sleep(0.05)
-        pytest.fail(f"/health not connected on both hubs after {WAIT:g} s")
+        pytest.fail(f"/ready not connected on both hubs after {WAIT:g} s")
 
     async def buy(self, account: int) -> int:
         order = {"account_id": account, "contract_id": self.contract, "size": 1}

@@ -156,7 +156,7 @@ async def test_clients_share_one_upstream_subscription() -> None:
             sessions = service.market_sessions()
             assert len(sessions) == 1
             assert ("quotes", mes) in sessions[0].subscriptions
-            health = (await service.http.get("/health")).json()["stream"]
+            health = (await service.http.get("/ready")).json()["stream"]
             assert health["running"] is True
             assert health["market_hub"] == "connected"
             assert (health["clients"], health["subscriptions"]) == (2, 1)
@@ -173,7 +173,7 @@ async def test_clients_share_one_upstream_subscription() -> None:
             lambda: all(("quotes", mes) not in s.subscriptions for s in service.market_sessions())
         )
         assert not service.fanout.clients
-        assert (await service.http.get("/health")).json()["stream"]["clients"] == 0
+        assert (await service.http.get("/ready")).json()["stream"]["clients"] == 0
 
 
 async def test_user_events() -> None:

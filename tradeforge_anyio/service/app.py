@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Final
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,7 +24,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from tradeforge_proto.core import bounds
 from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
-from tradeforge_proto.core.errors import NoActiveContract, TradeForgeError
+from tradeforge_proto.core.errors import AuthenticationError, NoActiveContract, TradeForgeError
 from tradeforge_proto.core.models import Bracket
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
@@ -56,6 +56,7 @@ from .schemas import (
     ContractList,
     ContractOut,
     Health,
+    LoginState,
     ModifyOrderIn,
     OrderList,
     OrderOut,
@@ -64,6 +65,7 @@ from .schemas import (
     PlaceOrderIn,
     PositionList,
     PositionOut,
+    Readiness,
     RequestableUnit,
     StreamHealth,
     TradeList,
@@ -81,6 +83,8 @@ MAX_BODY: Final = 64 * 1024
 """Bytes of a request body by default."""
 BAR_CALLS: Final = 2
 """Bar requests served at once; others wait their turn, so memory stays at two answers."""
+READY_TIMEOUT: Final = 10.0
+"""How long ``/ready`` waits for the backend's login before it says ``unreachable``."""
 
 
 class _IdConvertor(Convertor[int]):
@@ -154,6 +158,30 @@ def _stream_health(fanout: Fanout | None) -> StreamHealth:
     )
 
 
+async def _login_state(client: TradingClient) -> tuple[LoginState, str | None]:
+    """The backend login as it stands: a valid token (fetched if needed, within READY_TIMEOUT)."""
+    try:
+        with anyio.fail_after(READY_TIMEOUT):
+            await client.fresh_token()
+    except AuthenticationError as exc:
+        return "refused", str(exc)
+    except (TradeForgeError, OSError, TimeoutError) as exc:
+        return "unreachable", str(exc) or type(exc).__name__
+    return "ok", None
+
+
+def _health_route() -> APIRouter:
+    """``GET /health``: public, for liveness probes; it touches nothing behind the service."""
+    router = APIRouter()
+
+    @router.get("/health", tags=["service"])
+    async def health() -> Health:
+        """The process answers (no token needed); ``/ready`` tells whether it can trade."""
+        return Health()
+
+    return router
+
+
 def _bracket(leg: BracketIn | None) -> Bracket | None:
     return None if leg is None else Bracket(ticks=leg.ticks, type=OrderType[leg.type])
 
@@ -192,11 +220,22 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
     bar_calls = _Gate(BAR_CALLS)  # each may hold up to max_bars bars: bound the memory
     Client = Annotated[TradingClient, Depends(runtime.current)]
 
-    @router.get("/health", tags=["service"])
-    async def health(client: Client) -> Health:
-        """The provider and environment this service trades on, and the realtime stream's state."""
+    @router.get(
+        "/ready",
+        tags=["service"],
+        responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Readiness}},
+    )
+    async def ready(client: Client, response: Response) -> Readiness:
+        """Whether the backend accepts this service's login now (503 when not), what it trades
+        on and how the realtime stream's hubs stand."""
+        login, detail = await _login_state(client)
         provider = client.provider
-        return Health(
+        if login != "ok":
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Readiness(
+            ready=login == "ok",
+            login=login,
+            detail=detail,
             provider=provider.name,
             environment=provider.environment_name,
             simulator=provider.simulator,
@@ -448,7 +487,7 @@ def create_app(
     )
     app.add_exception_handler(TradeForgeError, handle_library_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    _add_edge(app, token, max_body, install_console(app))
+    _add_edge(app, token, max_body, install_console(app) | {"/health"})
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -462,6 +501,8 @@ def create_app(
 
     guard = [Depends(_bearer_check(token)), Depends(QueryNames())]
     app.include_router(stream_router(lambda: runtime.fanout, token))
+    health = _health_route()
+    app.include_router(health, dependencies=[Depends(QueryNames())])
     routers = [_read_routes(runtime, read_only, max_bars)]
     if not read_only:
         routers.append(_write_routes(runtime))
@@ -469,7 +510,7 @@ def create_app(
         app.include_router(router, dependencies=guard)
     note = " (this service is read-only)" if read_only else ""
     app.add_exception_handler(
-        status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(app, routers, note)
+        status.HTTP_405_METHOD_NOT_ALLOWED, method_not_allowed(app, [health, *routers], note)
     )
     return app
 

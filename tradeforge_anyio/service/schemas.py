@@ -27,6 +27,7 @@ PlaceableType = Literal[
     "LIMIT", "MARKET", "STOP_LIMIT", "STOP", "TRAILING_STOP", "JOIN_BID", "JOIN_ASK"
 ]
 BracketType = Literal["LIMIT", "MARKET", "STOP", "TRAILING_STOP"]
+LoginState = Literal["ok", "refused", "unreachable"]
 RequestableUnit = Literal["SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "TICK"]
 
 PRICE_TEXT: Final = f"^(?:{bounds.DECIMAL_PATTERN})$"
@@ -137,9 +138,20 @@ class StreamHealth(_Out):
 
 
 class Health(_Out):
-    """Which provider and environment the service trades on, whether it can change orders, and
-    how its realtime stream stands."""
+    """The process is up and answering: all a liveness probe needs, without the token."""
 
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(_Out):
+    """Whether the service can trade now: the backend's login (``ok``, ``refused`` credentials,
+    or the backend ``unreachable``), which provider and environment it trades on, whether it can
+    change orders, and how its realtime stream's two hubs stand (they connect with the first
+    ``/ws/stream`` client)."""
+
+    ready: bool
+    login: LoginState
+    detail: str | None
     provider: str
     environment: str
     simulator: bool
