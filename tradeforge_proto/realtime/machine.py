@@ -482,7 +482,7 @@ class StreamMachine:
         return (
             self.hub.market_data
             and self.config.stale_after is not None
-            and any(s.is_market for s in self.active)
+            and any(st is _Sub.ACTIVE and s.is_market for s, st in self._subs.items())
         )
 
     # --- internals ---
