@@ -9,6 +9,7 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -100,8 +101,47 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds a request may wait for the rate budget before answering 429 (default 5)",
     )
     _add_limits(serve)
+    _add_trail(serve)
     add_paper_options(serve, default_state=default_state_path())
+    journal = commands.add_parser(
+        "journal", help="what the service was asked to change, and what came of it"
+    )
+    _add_journal_file(journal)
+    journal.add_argument("--limit", type=_positive, default=50, help="newest N (default 50)")
+    journal.add_argument("--account", type=_positive, help="only this account id")
+    journal.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
+
+
+def _add_journal_file(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--journal",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the order journal (default: journal.sqlite3 in the user data directory)",
+    )
+
+
+def _add_trail(serve: argparse.ArgumentParser) -> None:
+    """The ``serve`` options of its log and audit trail."""
+    group = serve.add_argument_group("log and audit trail")
+    group.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="least severe log lines shown; each change is an info line (default info)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or one JSON object per line (default text)",
+    )
+    _add_journal_file(group)
+    group.add_argument(
+        "--no-journal", action="store_true", help="keep no order journal (the log lines stay)"
+    )
 
 
 def _add_limits(serve: argparse.ArgumentParser) -> None:
@@ -222,6 +262,39 @@ def _allowed_hosts(bind: str, extra: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*LOCAL_HOSTS, *bound, *extra]))
 
 
+def _print_journal(args: argparse.Namespace) -> None:
+    """``tradeforge journal``: the newest entries, as a table or one JSON object per line."""
+    import orjson
+
+    from .service.journal import Journal, default_journal_path
+
+    path = args.journal or default_journal_path()
+    if not path.exists():
+        raise ConfigurationError(f"no journal at {path} (serve keeps one there by default)")
+    journal = Journal(path)
+    try:
+        entries = journal.entries(limit=args.limit, account_id=args.account)
+    finally:
+        journal.close()
+    if args.json:
+        for entry in entries:
+            print(orjson.dumps(entry.to_json()).decode())
+        return
+    print(
+        f"{'time (UTC)':<23} {'request':<28} {'status':>6} {'outcome':<8} {'account':>9} "
+        f"{'order':>10} tag / detail"
+    )
+    for e in reversed(entries):  # oldest first, as a log reads
+        note = e.custom_tag or ""
+        if e.detail:
+            note = f"{note} {e.detail}".strip()
+        print(
+            f"{e.time:%Y-%m-%d %H:%M:%S.%f}"[:23]
+            + f" {e.method + ' ' + e.route:<28} {e.status:>6} {e.outcome:<8} "
+            f"{e.account_id or '':>9} {e.order_id or '':>10} {note}"
+        )
+
+
 class LoginRefused(Exception):
     """The backend refused the configured credentials: ``serve`` does not start."""
 
@@ -245,9 +318,12 @@ async def _run_serve(args: argparse.Namespace) -> None:
 
     from .client import TradingClient
     from .service import create_app
+    from .service.journal import Journal, default_journal_path
+    from .service.logs import configure_logging
     from .service.serving import ServeLimits, build_server
     from .settings import load_settings
 
+    configure_logging(args.log_level, args.log_format)
     profile = load_settings(args.env_file).profile(args.profile)
     token, token_note = _service_token(args.token)
     hosts = _allowed_hosts(args.host, args.allowed_host)
@@ -277,8 +353,13 @@ async def _run_serve(args: argparse.Namespace) -> None:
                     sim.api_url, sim.config.username, sim.config.api_key, retry=retry
                 )
 
+        journal_path = None if args.no_journal else (args.journal or default_journal_path())
+        journal = None if journal_path is None else Journal(journal_path)
+        if journal is not None:
+            stack.callback(journal.close)
         app = create_app(
             factory,
+            journal=journal,
             token=token,
             read_only=args.read_only,
             cors_origins=args.cors_origin,
@@ -299,6 +380,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
                     f"  token      {token_note}",
                     f"  backend    {backend}",
                     f"  mode       {'read-only' if args.read_only else 'trading enabled'}",
+                    f"  journal    {journal_path or 'off (--no-journal)'}",
                     f"  hosts      {', '.join(hosts)} (--allowed-host adds more)",
                     "Ctrl-C stops it.",
                 ]
@@ -312,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``tradeforge`` command."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "sim":
+        if args.command == "journal":
+            _print_journal(args)
+        elif args.command == "sim":
             if args.rate <= 0:
                 sys.exit("--rate must be positive")
             for flag in ("header_timeout", "body_timeout", "idle_timeout", "max_body"):

@@ -258,3 +258,34 @@ def test_serve_refuses_to_start_when_the_backend_refuses_the_credentials():
     assert "refused the login" in done.stderr
     assert "not-the-key" not in done.stderr + done.stdout
     assert "TradeForge service" not in done.stdout  # no banner: nothing was served
+
+
+def test_serve_logs_each_change_as_json_and_journals_it(tmp_path: Path) -> None:
+    env = {"XDG_DATA_HOME": str(tmp_path)}
+    journal = tmp_path / "tradeforge" / "journal.sqlite3"
+    with serving("--token", "t", "--log-format", "json", env=env) as service:
+        assert f"journal    {journal}" in "\n".join(service.banner)
+        wait_until_up(service.base, "t")
+        contract = json.loads(get(f"{service.base}/contracts/by-symbol/MES", "t")[1])["id"]
+        order = {"account_id": 20258288, "contract_id": contract, "side": "BUY", "type": "MARKET"}
+        status, body = post_json(f"{service.base}/orders", "t", order)
+        assert status == 201, body
+        placed = json.loads(body)["order_id"]
+        deadline = time.monotonic() + SAFETY
+        while '"tradeforge.audit"' not in service.errors():
+            assert time.monotonic() < deadline, service.errors()
+            time.sleep(0.05)
+        lines = [json.loads(line) for line in service.errors().splitlines() if "audit" in line]
+    (line,) = [x for x in lines if x["logger"] == "tradeforge.audit"]
+    assert line["audit"]["order_id"] == placed
+    assert line["audit"]["outcome"] == "ok"
+    assert line["level"] == "info"
+    shown = subprocess.run(
+        [sys.executable, "-m", "tradeforge_anyio.cli", "journal", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    ).stdout
+    assert json.loads(shown)["order_id"] == placed  # the default journal, read back
+    assert journal.exists()

@@ -31,6 +31,7 @@ from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
 
 from ..client import TradingClient
+from .audit import AuditTrail
 from .conformance import QueryNames, method_not_allowed
 from .console import install_console
 from .edge import UNAUTHORIZED, AllowedHosts, BodyGate, CancelOnDisconnect, RequireToken
@@ -43,8 +44,10 @@ from .errors import (
     handle_validation_error,
 )
 from .fanout import Fanout
+from .journal import MAX_READ, Journal
 from .schemas import (
     CONTRACT_ID_TEXT,
+    ISO_TIME,
     MAX_UNIT_NUMBER,
     PRINTABLE_TEXT,
     AccountList,
@@ -56,6 +59,8 @@ from .schemas import (
     ContractList,
     ContractOut,
     Health,
+    JournalList,
+    JournalOut,
     LoginState,
     ModifyOrderIn,
     OrderList,
@@ -129,8 +134,10 @@ SymbolPath = Annotated[
 UnitNumber = Annotated[
     int, Query(ge=1, le=MAX_UNIT_NUMBER), whole_text("unit_number", MAX_UNIT_NUMBER)
 ]
-Start = Annotated[AwareDatetime, Query(description="Window start (timezone-aware ISO 8601)")]
-End = Annotated[AwareDatetime | None, Query(description="Window end; omitted: now")]
+Start = Annotated[
+    AwareDatetime, Query(description="Window start (timezone-aware ISO 8601)"), ISO_TIME
+]
+End = Annotated[AwareDatetime | None, Query(description="Window end; omitted: now"), ISO_TIME]
 
 
 class _Runtime:
@@ -178,6 +185,27 @@ def _health_route() -> APIRouter:
     async def health() -> Health:
         """The process answers (no token needed); ``/ready`` tells whether it can trade."""
         return Health()
+
+    return router
+
+
+def _journal_route(journal: Journal | None) -> APIRouter:
+    """``GET /journal``: the state-changing requests this service answered, newest first."""
+    router = APIRouter(responses=ERROR_RESPONSES)
+
+    @router.get("/journal", tags=["service"])
+    async def journal_entries(
+        limit: Annotated[int, Query(ge=1, le=MAX_READ)] = 100,
+        account_id: Annotated[int | None, Query(ge=0, le=bounds.MAX_ID)] = None,
+        since: Annotated[
+            AwareDatetime | None, Query(description="Only entries from then on"), ISO_TIME
+        ] = None,
+    ) -> JournalList:
+        """Placements, changes, cancels and closes with their outcome (token never kept)."""
+        if journal is None:
+            return JournalList(entries=[], kept=False)
+        found = journal.entries(limit=limit, account_id=account_id, since=since)
+        return JournalList(entries=[JournalOut(**e.to_json()) for e in found], kept=True)
 
     return router
 
@@ -292,7 +320,7 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         contract_id: ContractIdQuery,
         unit: RequestableUnit,
         start: Start,
-        end: Annotated[AwareDatetime, Query(description="Window end (timezone-aware)")],
+        end: Annotated[AwareDatetime, Query(description="Window end (timezone-aware)"), ISO_TIME],
         unit_number: UnitNumber = 1,
         limit: Limit = None,
         include_partial_bar: bool = False,
@@ -435,6 +463,7 @@ def create_app(
     max_body: int = MAX_BODY,
     max_bars: int = MAX_BARS,
     allowed_hosts: Sequence[str] = LOCAL_HOSTS,
+    journal: Journal | None = None,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
@@ -488,6 +517,8 @@ def create_app(
     app.add_exception_handler(TradeForgeError, handle_library_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     _add_edge(app, token, max_body, install_console(app) | {"/health"})
+    # Outside the token check: a refused attempt to change something is kept too.
+    app.add_middleware(AuditTrail, journal=journal)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -503,7 +534,7 @@ def create_app(
     app.include_router(stream_router(lambda: runtime.fanout, token))
     health = _health_route()
     app.include_router(health, dependencies=[Depends(QueryNames())])
-    routers = [_read_routes(runtime, read_only, max_bars)]
+    routers = [_read_routes(runtime, read_only, max_bars), _journal_route(journal)]
     if not read_only:
         routers.append(_write_routes(runtime))
     for router in routers:

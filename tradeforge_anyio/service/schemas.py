@@ -63,6 +63,17 @@ def _from_digits(value: object, name: str) -> object:
     return int(value)
 
 
+def _iso_time_text(value: object) -> object:
+    """A time in a query is ISO 8601 text; a bare number (which pydantic would read as seconds
+    since 1970) is refused."""
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("expected an ISO 8601 date and time with its offset, not a number")
+    return value
+
+
+ISO_TIME: Final = BeforeValidator(_iso_time_text)
+
+
 def whole_text(name: str, maximum: int = bounds.MAX_ID) -> BeforeValidator:
     """A query or path number: plain digits, from 1 to ``maximum``."""
 
@@ -157,6 +168,32 @@ class Readiness(_Out):
     simulator: bool
     read_only: bool
     stream: StreamHealth
+
+
+class JournalOut(_Out):
+    """One state-changing request the service answered: when, from where, what, for which
+    account, and what came of it (``ok``, ``refused``, ``unknown``: sent without an answer,
+    ``error``)."""
+
+    time: datetime
+    client: str
+    method: str
+    route: str
+    status: int
+    latency_ms: float
+    outcome: Literal["ok", "refused", "unknown", "error"]
+    account_id: int | None
+    contract_id: str | None
+    order_id: int | None
+    custom_tag: str | None
+    detail: str | None
+
+
+class JournalList(_Out):
+    """Journal entries, newest first; ``kept`` is False when this service keeps no journal."""
+
+    entries: list[JournalOut]
+    kept: bool
 
 
 class AccountOut(_Out):
