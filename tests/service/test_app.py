@@ -115,6 +115,11 @@ async def test_reads():
         assert Decimal(bars[0]["low"]) <= Decimal(bars[0]["high"])
         naive = {**params, "start": (end - timedelta(hours=5)).replace(tzinfo=None).isoformat()}
         assert (await http.get("/bars", params=naive)).status_code == 422
+        # `end` is optional on every windowed read: omitted, the window ends now.
+        until_now = {k: v for k, v in params.items() if k != "end"}
+        assert len(ok(await http.get("/bars", params=until_now))["bars"]) == 3
+        numbered = ok(await http.get("/bars", params={**params, "start": "1700000000"}), 422)
+        assert "ISO 8601" in str(numbered["detail"])  # not read as seconds since 1970
         since = (end - timedelta(hours=1)).isoformat()
         account = {"account_id": ACCOUNT}
         assert ok(await http.get("/orders/open", params=account)) == {"orders": []}
@@ -144,8 +149,11 @@ async def test_order_lifecycle():
             "custom_tag": "svc-1",
         }
         resting = ok(await http.post("/orders", json=limit), 201)["order_id"]
-        change = {"account_id": ACCOUNT, "limit_price": price - 1}
-        assert ok(await http.patch(f"/orders/{resting}", json=change), 204) is None
+        change = {"limit_price": price - 1}
+        account = {"account_id": ACCOUNT}  # in the query, as for every route of one order
+        assert ok(await http.patch(f"/orders/{resting}", params=account, json=change), 204) is None
+        in_body = {**change, "account_id": ACCOUNT}
+        assert ok(await http.patch(f"/orders/{resting}", params=account, json=in_body), 422)
         got = ok(await http.get(f"/orders/{resting}", params={"account_id": ACCOUNT}))
         assert Decimal(got["limit_price"]) == price - 1
         assert got["custom_tag"] == "svc-1"
@@ -221,7 +229,7 @@ async def test_read_only_hides_every_change():
         # Where a read shares the path, the change is a method the path no longer has.
         for response in (
             await http.post("/orders", json=order),
-            await http.patch("/orders/1", json={"account_id": ACCOUNT, "size": 2}),
+            await http.patch("/orders/1", params={"account_id": ACCOUNT}, json={"size": 2}),
             await http.delete("/orders/1", params={"account_id": ACCOUNT}),
         ):
             assert response.status_code == 405, response.text
@@ -256,7 +264,7 @@ async def test_rejections_and_invalid_orders():
         local = ok(await http.post("/orders", json={**order, "type": "LIMIT"}), 422)
         assert "limit_price" in local["detail"][0]["msg"]
         assert (await http.post("/orders", json={**order, "side": "UP"})).status_code == 422
-        nothing = await http.patch("/orders/5", json={"account_id": ACCOUNT})
+        nothing = await http.patch("/orders/5", params={"account_id": ACCOUNT}, json={})
         assert nothing.status_code == 422
 
 

@@ -52,8 +52,8 @@ async def every_change(http: httpx.AsyncClient) -> dict[str, int]:
     price = int(Decimal(position["average_price"])) - 50
     limit = {**market, "type": "LIMIT", "limit_price": str(price), "custom_tag": "audit-1"}
     resting = ok(await http.post("/orders", json=limit), 201)["order_id"]
-    change = {"account_id": ACCOUNT, "limit_price": str(price - 1)}
-    ok(await http.patch(f"/orders/{resting}", json=change), 204)
+    change = {"limit_price": str(price - 1)}
+    ok(await http.patch(f"/orders/{resting}", params={"account_id": ACCOUNT}, json=change), 204)
     ok(await http.delete(f"/orders/{resting}", params={"account_id": ACCOUNT}), 204)
     reduce = {"account_id": ACCOUNT, "contract_id": mes, "size": 1}
     ok(await http.post("/positions/partial-close", json=reduce), 204)

@@ -24,7 +24,7 @@ def test_text_is_the_seed_message_with_exact_prices():
     message = json.loads(MessageTexts().text(quote("6012.25")))
     assert message["event_type"] == "QUOTE"
     assert message["data"]["best_bid"] == "6012.25"
-    assert message["data"]["timestamp"] == "2026-11-24T14:30:00.250000+00:00"
+    assert message["data"]["timestamp"] == "2026-11-24T14:30:00.250000Z"  # as REST writes it
     assert message["data"]["best_ask"] is None
 
 
@@ -97,3 +97,26 @@ async def test_a_client_past_half_its_queue_is_warned_once_ahead_of_the_events()
         client.push(event)
     assert types(await client.next_batch()) == [SLOW_CONSUMER] + ["TRADE"] * 6
     assert not client.overflowed
+
+
+def test_a_flat_position_has_no_side_over_the_websocket_and_over_rest():
+    from tradeforge_anyio.service.schemas import PositionOut
+    from tradeforge_proto.core.enums import PositionSide
+    from tradeforge_proto.core.events import PositionUpdated
+    from tradeforge_proto.core.models import Position
+
+    def position(size: int) -> Position:
+        return Position(7, 20258288, "CON.F.US.MES.Z26", STAMP, PositionSide.LONG, size, Decimal(0))
+
+    flat = json.loads(MessageTexts().text(PositionUpdated(position(0))))["data"]
+    assert (flat["side"], flat["size"]) == (None, 0)
+    held = json.loads(MessageTexts().text(PositionUpdated(position(2))))["data"]
+    assert (held["side"], held["size"]) == ("LONG", 2)
+    assert PositionOut.model_validate(position(0)).side is None
+    assert PositionOut.model_validate(position(2)).side == "LONG"
+    assert (
+        PositionOut.model_validate(position(2)).model_dump(mode="json")["created_at"]
+        == (
+            flat["created_at"]  # one timestamp form over REST and the WebSocket
+        )
+    )

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import anyio
@@ -320,21 +321,21 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
         contract_id: ContractIdQuery,
         unit: RequestableUnit,
         start: Start,
-        end: Annotated[AwareDatetime, Query(description="Window end (timezone-aware)"), ISO_TIME],
+        end: End = None,
         unit_number: UnitNumber = 1,
         limit: Limit = None,
         include_partial_bar: bool = False,
         live: bool = False,
     ) -> BarList:
-        """Bars in [start, end], oldest first; a window of more than the service's bar cap
-        needs a ``limit`` (422 otherwise)."""
+        """Bars in [start, end] (end omitted: now), oldest first; a window of more than the
+        service's bar cap needs a ``limit`` (422 otherwise)."""
         async with bar_calls.get():
             found = await client.get_bars(
                 contract_id,
                 BarUnit[unit],
                 unit_number,
                 start=start,
-                end=end,
+                end=datetime.now(UTC) if end is None else end,
                 limit=limit,
                 include_partial_bar=include_partial_bar,
                 live=live,
@@ -415,10 +416,12 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
         status_code=done,
         responses=BAD_BODY_RESPONSE,
     )
-    async def modify_order(client: Client, order_id: OrderIdPath, body: ModifyOrderIn) -> None:
+    async def modify_order(
+        client: Client, order_id: OrderIdPath, account_id: AccountQuery, body: ModifyOrderIn
+    ) -> None:
         """Change a working order's size or prices."""
         await client.modify_order(
-            body.account_id,
+            account_id,
             order_id,
             size=body.size,
             limit_price=body.limit_price,

@@ -12,7 +12,7 @@ import enum
 import itertools
 from collections import deque
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -93,6 +93,9 @@ def to_json(value: object) -> Any:
         return {f.name: to_json(getattr(value, f.name)) for f in attrs.fields(cls)}
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # The form the REST answers use (pydantic's): UTC, ending in Z.
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, timedelta):
@@ -122,7 +125,10 @@ def event_message(event: StreamEvent) -> dict[str, Any]:
         model = event.fill
     else:
         model = event
-    return {"event_type": event_type, "data": to_json(model)}
+    data = to_json(model)
+    if isinstance(event, PositionUpdated) and event.position.size == 0:
+        data["side"] = None  # flat: no direction, as over REST
+    return {"event_type": event_type, "data": data}
 
 
 def message_text(message: dict[str, Any]) -> str:

@@ -13,9 +13,18 @@ import enum
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo
+import attrs
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.json_schema import WithJsonSchema
 
 from tradeforge_proto.core import bounds
@@ -288,16 +297,24 @@ class OrderPlaced(_Out):
 
 
 class PositionOut(_Out):
-    """A netted position; ``size`` is positive and ``side`` is LONG or SHORT."""
+    """A netted position: ``side`` LONG or SHORT with a positive ``size``; a flat one (size 0)
+    has no side."""
 
     id: int
     account_id: int
     contract_id: str
     created_at: datetime
-    side: EnumName
+    side: EnumName | None
     size: int
     average_price: Decimal
     contract_display_name: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_has_no_side(cls, data: Any) -> Any:
+        if getattr(data, "size", None) == 0 and attrs.has(type(data)):
+            return {**attrs.asdict(data, recurse=False), "side": None}
+        return data
 
 
 class PositionList(_Out):
@@ -412,9 +429,9 @@ class PlaceOrderIn(_In):
 
 
 class ModifyOrderIn(_In):
-    """Changes to a working order; fields left out stay as they are."""
+    """Changes to a working order; fields left out stay as they are. The account is named in
+    the query, as for every route of one order."""
 
-    account_id: IdIn
     size: SizeIn | None = None
     limit_price: PriceIn = None
     stop_price: PriceIn = None
