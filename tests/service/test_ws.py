@@ -86,13 +86,21 @@ async def until(
     return seen
 
 
-async def ack(ws: ClientConnection) -> dict[str, Any]:
+async def ack(ws: ClientConnection, kind: str = "SUBSCRIBED_ACK") -> dict[str, Any]:
     """The next acknowledgement, skipping stream events that may come first."""
     while True:
         message = await receive(ws)
         assert message["event_type"] != "ERROR", message
-        if message["event_type"] == "SUBSCRIBED_ACK":
+        if message["event_type"] == kind:
             return message
+
+
+async def error(ws: ClientConnection) -> str:
+    """The next ERROR's message, skipping stream events that may come first."""
+    while True:
+        message = await receive(ws)
+        if message["event_type"] == "ERROR":
+            return str(message["data"]["message"])
 
 
 async def read_until_closed(ws: ClientConnection) -> None:
@@ -162,7 +170,7 @@ async def test_clients_share_one_upstream_subscription() -> None:
             assert (health["clients"], health["subscriptions"]) == (2, 1)
 
             await send(one, {"action": "unsubscribe", "market_data": market(mes, "QUOTE")})
-            assert (await ack(one))["data"]["market_data"] == {}
+            assert (await ack(one, "UNSUBSCRIBED_ACK"))["data"]["market_data"] == {}
             assert service.fanout.holders(quotes) == 1
             assert quotes in stream.subscriptions
             await until(two, {"QUOTE"})
@@ -254,8 +262,9 @@ async def test_token_required() -> None:
             with pytest.raises(InvalidStatus):
                 async with service.connect(**options):
                     pass
+        mes = await service.mes()
         async with service.connect(query=True) as ws:
-            await send(ws, {"action": "subscribe"})
+            await send(ws, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
             assert (await ack(ws))["event_type"] == "SUBSCRIBED_ACK"
 
 
@@ -286,3 +295,21 @@ async def test_slow_client_is_disconnected() -> None:
             await eventually(lambda: service.fanout.holders(Subscription.trades(mes)) == 0)
             for _ in range(3):
                 await until(fast, {"QUOTE"})
+
+
+async def test_requests_that_name_nothing_or_an_unknown_account_are_errors() -> None:
+    async with serving() as service:
+        mes = await service.mes()
+        async with service.connect() as ws:
+            no_types = {"provider_contract_ids": [mes], "data_types": []}
+            await send(ws, {"action": "subscribe", "market_data": no_types})
+            assert "data_types is empty" in await error(ws)
+            await send(ws, {"action": "subscribe"})
+            assert "nothing to subscribe" in await error(ws)
+            stranger = {"provider_account_ids": [424242], "data_types": ["ORDER_UPDATE"]}
+            await send(ws, {"action": "subscribe", "user_data": stranger})
+            assert await error(ws) == "no such account for this login: 424242"
+            assert not service.fanout.holders(Subscription.orders(424242))
+            # The connection stays open and a good request still works.
+            await send(ws, {"action": "subscribe", "market_data": market(mes, "QUOTE")})
+            assert (await ack(ws))["data"]["market_data"] == {mes: ["QUOTE"]}

@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 SLOW_CONSUMER: Final = "SLOW_CONSUMER"
+ACCOUNTS_TTL: Final = 60.0  # seconds the accounts a login sees are taken as known
 
 _EVENT_TYPES: Final[dict[type[Any], str]] = {
     QuoteUpdated: "QUOTE",
@@ -320,6 +321,7 @@ class Fanout:
         self._clients: set[FanoutClient] = set()
         self._lock = anyio.Lock()
         self._texts = MessageTexts()
+        self._accounts: tuple[float, frozenset[AccountId]] | None = None  # (when, ids)
         self._closed = False
         self.stream: TradingStream | None = None
 
@@ -357,6 +359,14 @@ class Fanout:
             holders = self._holders.get(sub)
             if holders is not None:
                 holders.discard(client)
+
+    async def known_accounts(self) -> frozenset[AccountId]:
+        """The ids of every account the login sees, asked again at most every ACCOUNTS_TTL s."""
+        now = anyio.current_time()
+        if self._accounts is None or now - self._accounts[0] > ACCOUNTS_TTL:
+            found = await self._client.get_accounts(False)
+            self._accounts = (now, frozenset(a.id for a in found))
+        return self._accounts[1]
 
     async def _upstream(self) -> TradingStream:
         if self.stream is None:

@@ -63,6 +63,14 @@ def _section(message: dict[str, Any], name: str, ids: str) -> tuple[list[Any], l
     return keys, types
 
 
+def _both_named(name: str, ids: str, keys: list[Any], types: list[str]) -> None:
+    """A section names what to stream and for what, or nothing at all."""
+    if keys and not types:
+        raise BadMessage(f"{name}.data_types is empty: name what to stream")
+    if types and not keys:
+        raise BadMessage(f"{name}.{ids} is empty: name what to stream it for")
+
+
 def _shown(value: object) -> str:
     """A client's value quoted in an error, cut short: errors never echo a whole message."""
     text = repr(value)
@@ -105,19 +113,31 @@ def parse_request(text: object) -> Request:
     for data_type in market_types:
         if data_type not in MARKET_TYPES:
             raise BadMessage(f"unknown market data type {_shown(data_type)}")
-    for contract_id in map(_contract_id, contracts):
+    contract_ids = [_contract_id(c) for c in contracts]
+    _both_named("market_data", "provider_contract_ids", contract_ids, market_types)
+    for contract_id in contract_ids:
         subscriptions.update(Subscription(MARKET_TYPES[t], contract_id) for t in market_types)
     account_keys, user_types = _section(message, "user_data", "provider_account_ids")
     for data_type in user_types:
         if data_type not in USER_TYPES and data_type != ACCOUNT_UPDATE:
             raise BadMessage(f"unknown user data type {_shown(data_type)}")
-    for account_id in (_account_id(a) for a in account_keys):
+    account_ids = [_account_id(a) for a in account_keys]
+    _both_named("user_data", "provider_account_ids", account_ids, user_types)
+    for account_id in account_ids:
         for data_type in user_types:
             if data_type == ACCOUNT_UPDATE:
                 accounts.add(account_id)
             else:
                 subscriptions.add(Subscription(USER_TYPES[data_type], account_id))
+    if not subscriptions and not accounts:
+        raise BadMessage(f"nothing to {action}: give market_data or user_data")
     return Request(action, subscriptions, accounts)
+
+
+def _accounts_of(request: Request) -> set[AccountId]:
+    """Every account a request names, for its user channels or its account updates."""
+    named = {int(s.key) for s in request.subscriptions if not s.is_market and s.key is not None}
+    return named | request.accounts
 
 
 def _token_of(websocket: WebSocket) -> str:
@@ -161,6 +181,11 @@ async def _read(websocket: WebSocket, fanout: Fanout, client: FanoutClient) -> N
             continue
         try:
             if request.action == "subscribe":
+                unknown = _accounts_of(request) - await fanout.known_accounts()
+                if unknown:
+                    shown = ", ".join(map(str, sorted(unknown)))
+                    client.reply(_error(f"no such account for this login: {shown}"))
+                    continue
                 await fanout.change(
                     client, add=request.subscriptions, add_accounts=request.accounts
                 )
@@ -171,7 +196,8 @@ async def _read(websocket: WebSocket, fanout: Fanout, client: FanoutClient) -> N
         except TradeForgeError as exc:
             client.reply(_error(str(exc)))
             continue
-        client.reply({"event_type": "SUBSCRIBED_ACK", "data": client.summary()})
+        done = "SUBSCRIBED_ACK" if request.action == "subscribe" else "UNSUBSCRIBED_ACK"
+        client.reply({"event_type": done, "data": client.summary()})
 
 
 def stream_router(fanout: Callable[[], Fanout | None], token: str) -> APIRouter:
