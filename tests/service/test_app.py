@@ -246,6 +246,29 @@ async def test_read_only_hides_every_change():
         assert "/positions/close" not in doc["paths"]
 
 
+async def test_a_finished_order_cannot_be_cancelled_or_changed_and_says_why():
+    async with serving() as (_, http):
+        mes = await mes_id(http)
+        market = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
+        filled = ok(await http.post("/orders", json=market), 201)["order_id"]
+        account = {"account_id": ACCOUNT}
+        refused = ok(await http.delete(f"/orders/{filled}", params=account), 409)
+        assert refused["detail"] == f"order {filled} is already FILLED: nothing to cancel"
+        change = await http.patch(f"/orders/{filled}", params=account, json={"size": 3})
+        assert ok(change, 409)["detail"] == f"order {filled} is already FILLED: nothing to change"
+        limit = {**market, "type": "LIMIT", "limit_price": "1000"}
+        resting = ok(await http.post("/orders", json=limit), 201)["order_id"]
+        ok(await http.delete(f"/orders/{resting}", params=account), 204)
+        again = ok(await http.delete(f"/orders/{resting}", params=account), 409)
+        assert "already CANCELLED" in again["detail"]
+        unknown = ok(await http.delete("/orders/987654321", params=account), 404)
+        assert unknown["provider_code_name"] == "OrderNotFound"
+        ok(
+            await http.post("/positions/close", json={"account_id": ACCOUNT, "contract_id": mes}),
+            204,
+        )
+
+
 async def test_rejections_and_invalid_orders():
     async with serving() as (_, http):
         mes = await mes_id(http)

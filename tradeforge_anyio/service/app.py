@@ -24,8 +24,13 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from tradeforge_proto.core import bounds
-from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderType
-from tradeforge_proto.core.errors import AuthenticationError, NoActiveContract, TradeForgeError
+from tradeforge_proto.core.enums import BarUnit, OrderSide, OrderStatus, OrderType
+from tradeforge_proto.core.errors import (
+    AuthenticationError,
+    NoActiveContract,
+    ProviderError,
+    TradeForgeError,
+)
 from tradeforge_proto.core.models import Bracket
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
@@ -188,6 +193,34 @@ def _health_route() -> APIRouter:
         return Health()
 
     return router
+
+
+_FINISHED: Final = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
+)
+
+
+@asynccontextmanager
+async def _working(
+    client: TradingClient, account_id: int, order_id: int, verb: str
+) -> AsyncIterator[None]:
+    """A change to an order the provider no longer finds: when the order exists but is finished,
+    a 409 that says so (the gateway answers "not found", without a message)."""
+    try:
+        yield
+    except ProviderError as exc:
+        if not (exc.code_name or "").endswith("NotFound"):
+            raise
+        try:
+            order = await client.get_order(account_id, order_id)
+        except TradeForgeError:
+            raise exc from None  # not found indeed: the provider's own answer
+        if order.status not in _FINISHED:
+            raise
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"order {order_id} is already {order.status.name}: nothing to {verb}",
+        ) from None
 
 
 def _journal_route(journal: Journal | None) -> APIRouter:
@@ -419,20 +452,22 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
     async def modify_order(
         client: Client, order_id: OrderIdPath, account_id: AccountQuery, body: ModifyOrderIn
     ) -> None:
-        """Change a working order's size or prices."""
-        await client.modify_order(
-            account_id,
-            order_id,
-            size=body.size,
-            limit_price=body.limit_price,
-            stop_price=body.stop_price,
-            trail_price=body.trail_price,
-        )
+        """Change a working order's size or prices (409 once it is finished)."""
+        async with _working(client, account_id, order_id, "change"):
+            await client.modify_order(
+                account_id,
+                order_id,
+                size=body.size,
+                limit_price=body.limit_price,
+                stop_price=body.stop_price,
+                trail_price=body.trail_price,
+            )
 
     @router.delete("/orders/{order_id:tradeforge_id}", tags=["orders"], status_code=done)
     async def cancel_order(client: Client, order_id: OrderIdPath, account_id: AccountQuery) -> None:
-        """Cancel a working order."""
-        await client.cancel_order(account_id, order_id)
+        """Cancel a working order (409 once it is finished)."""
+        async with _working(client, account_id, order_id, "cancel"):
+            await client.cancel_order(account_id, order_id)
 
     @router.post(
         "/positions/close", tags=["positions"], status_code=done, responses=BAD_BODY_RESPONSE
