@@ -310,6 +310,9 @@ async def test_requests_outside_the_document_are_refused_clearly():
         assert (await http.get("/orders/not-a-number")).status_code == 404
         garbled = ok(await http.post("/orders", content=b"\xff{", headers=JSON), 400)
         assert garbled["detail"]
+        cut = ok(await http.post("/orders", content=b'{"account_id": 1,', headers=JSON), 400)
+        assert cut["detail"].startswith("the body is not valid JSON at character 17: ")
+        assert (await http.post("/orders", content=b"[]", headers=JSON)).status_code == 422
         assert ok(await http.get("/health", params={"x": "1"}), 422)["detail"][0]["loc"] == [
             "query",
             "x",

@@ -158,7 +158,14 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     """422 for a request that does not fit the API, whatever values it holds (NaN, 10**400)."""
     if not isinstance(exc, RequestValidationError):
         raise exc
-    return JSONResponse({"detail": [_issue(error) for error in exc.errors()]}, status_code=422)
+    errors = exc.errors()
+    broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if broken is not None:  # not JSON at all: 400, as documented, with where it broke
+        where = broken.get("loc", ())[-1:]
+        at = f" at character {where[0]}" if where and isinstance(where[0], int) else ""
+        reason = str((broken.get("ctx") or {}).get("error") or broken.get("msg", ""))
+        return _json(400, ErrorOut(detail=f"the body is not valid JSON{at}: {reason}"))
+    return JSONResponse({"detail": [_issue(error) for error in errors]}, status_code=422)
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
