@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -26,6 +27,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".tradeforge-installed"
 PACKAGES = ["tradeforge_proto", "tradeforge_anyio", "tradeforge_sync", "tradeforge_sim"]
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_PACKAGES = ["chromium", "chromium-driver"]
+"""The Debian packages the browser tests drive: nothing else is downloaded for them."""
 
 
 def _fingerprint(extras: str) -> str:
@@ -64,11 +68,35 @@ def ensure_env(extras: str = "dev") -> None:
     STAMP.write_text("\n".join([*(f for f in done if f in current), fingerprint]))
 
 
+def _has_chromium() -> bool:
+    return CHROMIUM.exists() or shutil.which("chromium") is not None
+
+
+def ensure_browser() -> None:
+    """Make sure the system Chromium the browser tests (tests/browser) run is installed: as
+    root on Debian, install it with apt-get; anywhere else, stop and say what to install."""
+    if _has_chromium():
+        return
+    packages = " ".join(BROWSER_PACKAGES)
+    if not Path("/etc/debian_version").exists() or shutil.which("apt-get") is None:
+        sys.exit("the browser tests need Chromium: install it so that `chromium` is on PATH")
+    if os.geteuid() != 0:
+        sys.exit(f"the browser tests need Chromium: sudo apt-get install {packages}")
+    print(f"installing {packages} with apt-get for the browser tests", flush=True)
+    apt = ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get")
+    _run(*apt, "update")
+    _run(*apt, "install", "-y", "--no-install-recommends", *BROWSER_PACKAGES)
+    if not _has_chromium():
+        sys.exit(f"apt-get installed {packages}, yet no chromium is on PATH")
+
+
 def test(extra: list[str]) -> None:
-    """Lint, format check, strict type check, then the whole test suite with core coverage."""
+    """Lint, format check, strict type check, then the whole test suite with core coverage
+    (the browser tests in headless Chromium, installed first if it is missing)."""
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "mypy", *PACKAGES, "examples", "bench", "fuzz", "tools")
+    ensure_browser()
     workers = str(min(os.cpu_count() or 1, 4))  # tests wait on I/O: one worker per core
     _run(
         PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-n", workers,

@@ -254,6 +254,14 @@ def _service_token(given: str | None) -> tuple[str, str]:
     return token, f"new for this run: {token}"
 
 
+def _dashboard_link(base: str, token: str, given: str | None) -> str:
+    """The cockpit's address; with a token made for this run, the link carries it in its
+    fragment (``#token=``), which the browser keeps to itself: no server log ever holds it."""
+    if given or os.environ.get(TOKEN_VARIABLE):
+        return f"{base}/   (enter the service token)"
+    return f"{base}/#token={token}"
+
+
 def _allowed_hosts(bind: str, extra: Sequence[str]) -> list[str]:
     """The loopback names, the bound address (unless it is a wildcard) and ``extra``."""
     from .service.app import LOCAL_HOSTS
@@ -376,6 +384,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
             "\n".join(
                 [
                     "TradeForge service",
+                    f"  dashboard  {_dashboard_link(base, token, args.token)}",
                     f"  API docs   {base}/docs   (Authorize with the service token)",
                     f"  token      {token_note}",
                     f"  backend    {backend}",

@@ -21,7 +21,8 @@ class Faults:
     connect_delay: float = 0.0  # seconds before a new connection is served
     hub_close: tuple[str | None, bool] | None = None  # next push: Close(error, allowReconnect)
     malformed_frames: int = 0  # the next N pushes are replaced by a malformed record
-    rest_statuses: list[int] = attrs.field(factory=list)  # statuses for the next REST answers
+    # Statuses for the next REST answers, each answered instead of serving the request (0: serve).
+    rest_statuses: list[int] = attrs.field(factory=list)
     rest_delay: float = 0.0  # seconds before each REST answer
     rest_drops: int = 0  # the next N REST requests are carried out, then the socket is closed
     silent: bool = False  # hubs send nothing (no data, no pings) but keep their sockets open
@@ -39,7 +40,7 @@ class Faults:
 
     def take_rest_status(self) -> int | None:
         """The status to answer the next REST request with instead of serving it, if any."""
-        return self.rest_statuses.pop(0) if self.rest_statuses else None
+        return (self.rest_statuses.pop(0) or None) if self.rest_statuses else None
 
     def take_rest_drop(self) -> bool:
         """True when this REST request must be served but its answer lost."""

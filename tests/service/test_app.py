@@ -171,6 +171,16 @@ async def test_order_lifecycle():
         fills = ok(await http.get("/trades", params=window))["trades"]
         assert sum(f["size"] for f in fills) == 4
         assert all(isinstance(f["price"], str) for f in fills)
+        # The day's realized P&L is what the closing fills made, less every fill's fees.
+        day = ok(await http.get("/pnl", params={"account_id": ACCOUNT}))
+        made = sum(Decimal(f["profit_and_loss"] or 0) for f in fills)
+        costs = sum(Decimal(f["fees"]) + Decimal(f["commissions"] or 0) for f in fills)
+        assert Decimal(day["realized_pnl"]) == made - costs
+        assert costs > 0
+        assert day["fills"] == len(fills)
+        assert day["account_id"] == ACCOUNT
+        assert day["start"].endswith("Z")
+        assert datetime.fromisoformat(day["start"]) <= datetime.now(UTC)
 
 
 async def test_bracketed_order():
@@ -490,7 +500,7 @@ async def test_openapi_document_is_fully_typed():
     async with serving() as (_, http):
         document = ok(await http.get("/openapi.json"))
     operations = [op for ops in document["paths"].values() for op in ops.values()]
-    assert len(operations) == 19
+    assert len(operations) == 20
     for operation in operations:
         body = operation.get("requestBody")
         if body is not None:

@@ -291,13 +291,23 @@ async def test_placing_answers_the_custom_tag_to_reconcile_by():
         placed = await http.post("/orders", json=order(mes))
         assert placed.status_code == 201, placed.text
         answer = placed.json()
-        assert answer["status"] == "accepted"
+        assert answer["status"] == "FILLED"  # read back at once: the market order filled
+        assert answer["order"]["id"] == answer["order_id"]
+        assert answer["order"]["custom_tag"] == answer["custom_tag"]
         assert answer["custom_tag"].startswith("tf-")
         params = {"account_id": ACCOUNT}
         found = await http.get(f"/orders/{answer['order_id']}", params=params)
         assert found.json()["custom_tag"] == answer["custom_tag"]
         own = await http.post("/orders", json=order(mes, custom_tag="desk-7"))
         assert own.json()["custom_tag"] == "desk-7"
+        # Placed, but not read back: the answer says so rather than guessing.
+        sim.faults.rest_statuses = [0, *[503] * 20]
+        unread = await http.post("/orders", json=order(mes, custom_tag="desk-8"))
+        sim.faults.rest_statuses = []
+        assert unread.status_code == 201, unread.text
+        assert unread.json()["status"] == "ACCEPTED"
+        assert unread.json()["order"] is None
+        assert unread.json()["custom_tag"] == "desk-8"
         sim.faults.rest_drops = 1  # carried out, but the answer is lost
         async with anyio.create_task_group() as group:
             lost: list[httpx.Response] = []

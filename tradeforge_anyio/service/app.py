@@ -4,8 +4,12 @@ Every route needs ``Authorization: Bearer <token>``, checked before any body is 
 JSON (``application/json``) of at most ``max_body`` bytes; requests must name an allowed host.
 Prices are decimal strings in responses and a decimal string or number in requests; enumerations
 are member names ("BUY", "LIMIT").
+
+The WebSocket ``/ws/stream`` carries realtime events; every message it sends and accepts is
+described by the JSON Schema at ``/ws/stream/schema.json``.
 """
 
+import logging
 import random
 import secrets
 import time
@@ -31,15 +35,18 @@ from tradeforge_proto.core.errors import (
     ProviderError,
     TradeForgeError,
 )
-from tradeforge_proto.core.models import Bracket
+from tradeforge_proto.core.models import Bracket, Order
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
+from tradeforge_proto.pnl import realized_pnl
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
+from tradeforge_proto.rules.tradingday import day_start, trading_day
 
 from ..client import TradingClient
 from .audit import AuditTrail
 from .conformance import QueryNames, method_not_allowed
 from .console import install_console
+from .dashboard import install_dashboard
 from .edge import UNAUTHORIZED, AllowedHosts, BodyGate, CancelOnDisconnect, RequireToken
 from .errors import (
     BAD_BODY_RESPONSE,
@@ -64,6 +71,7 @@ from .schemas import (
     ClosePositionIn,
     ContractList,
     ContractOut,
+    DayPnl,
     Health,
     JournalList,
     JournalOut,
@@ -85,6 +93,7 @@ from .schemas import (
     whole_text,
 )
 from .ws import stream_router
+from .wsschema import install_stream_schema
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
 
@@ -96,6 +105,9 @@ BAR_CALLS: Final = 2
 """Bar requests served at once; others wait their turn, so memory stays at two answers."""
 READY_TIMEOUT: Final = 10.0
 """How long ``/ready`` waits for the backend's login before it says ``unreachable``."""
+READ_BACK_TIMEOUT: Final = 2.0
+"""How long ``POST /orders`` waits to read a placed order back before answering without it."""
+logger = logging.getLogger("tradeforge.service")
 
 
 class _IdConvertor(Convertor[int]):
@@ -277,6 +289,35 @@ class _Gate:
         return self._semaphore
 
 
+def _account_routes(runtime: _Runtime) -> APIRouter:
+    router = APIRouter(responses=ERROR_RESPONSES)
+    Client = Annotated[TradingClient, Depends(runtime.current)]
+
+    @router.get("/accounts", tags=["accounts"])
+    async def get_accounts(client: Client, only_active: bool = True) -> AccountList:
+        """The user's accounts."""
+        found = await client.get_accounts(only_active)
+        return AccountList(accounts=[AccountOut.model_validate(a) for a in found])
+
+    @router.get("/pnl", tags=["accounts"])
+    async def day_pnl(client: Client, account_id: AccountQuery) -> DayPnl:
+        """The account's realized P&L of the current trading day (from 17:00 Chicago time the
+        evening before), fees and commissions off, over its fills of that day."""
+        now = datetime.now(UTC)
+        day = trading_day(now)
+        start = day_start(day)
+        fills = await client.search_trades(account_id, start)
+        return DayPnl(
+            account_id=account_id,
+            trading_day=day,
+            start=start.astimezone(UTC),  # times end in Z everywhere
+            realized_pnl=realized_pnl(fills),
+            fills=len(fills),
+        )
+
+    return router
+
+
 def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
     bar_calls = _Gate(BAR_CALLS)  # each may hold up to max_bars bars: bound the memory
@@ -304,12 +345,6 @@ def _read_routes(runtime: _Runtime, read_only: bool, max_bars: int) -> APIRouter
             read_only=read_only,
             stream=_stream_health(runtime.fanout),
         )
-
-    @router.get("/accounts", tags=["accounts"])
-    async def get_accounts(client: Client, only_active: bool = True) -> AccountList:
-        """The user's accounts."""
-        found = await client.get_accounts(only_active)
-        return AccountList(accounts=[AccountOut.model_validate(a) for a in found])
 
     @router.get("/contracts", tags=["contracts"])
     async def search_contracts(
@@ -441,7 +476,14 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
             stop_loss=_bracket(body.stop_loss),
             take_profit=_bracket(body.take_profit),
         )
-        return OrderPlaced(order_id=order_id, custom_tag=custom_tag, status="accepted")
+        placed = await _read_back(client, body.account_id, order_id)
+        status = "ACCEPTED" if placed is None else placed.status.name
+        return OrderPlaced(
+            order_id=order_id,
+            custom_tag=custom_tag,
+            status=status,
+            order=None if placed is None else OrderOut.model_validate(placed),
+        )
 
     @router.patch(
         "/orders/{order_id:tradeforge_id}",
@@ -487,6 +529,17 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
         await client.partial_close_position(body.account_id, body.contract_id, body.size)
 
     return router
+
+
+async def _read_back(client: TradingClient, account_id: int, order_id: int) -> Order | None:
+    """A just-placed order as the gateway now reports it; None when that read fails or takes
+    longer than READ_BACK_TIMEOUT (the order stands: this only reads)."""
+    with anyio.move_on_after(READ_BACK_TIMEOUT):
+        try:
+            return await client.get_order(account_id, order_id)
+        except TradeForgeError as exc:
+            logger.info("order %d was placed; reading it back failed: %s", order_id, exc)
+    return None
 
 
 def create_app(
@@ -554,7 +607,8 @@ def create_app(
     )
     app.add_exception_handler(TradeForgeError, handle_library_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    _add_edge(app, token, max_body, install_console(app) | {"/health"})
+    public = install_console(app) | install_dashboard(app) | {"/health", install_stream_schema(app)}
+    _add_edge(app, token, max_body, public)
     # Outside the token check: a refused attempt to change something is kept too.
     app.add_middleware(AuditTrail, journal=journal)
     if cors_origins:
@@ -572,7 +626,11 @@ def create_app(
     app.include_router(stream_router(lambda: runtime.fanout, token))
     health = _health_route()
     app.include_router(health, dependencies=[Depends(QueryNames())])
-    routers = [_read_routes(runtime, read_only, max_bars), _journal_route(journal)]
+    routers = [
+        _account_routes(runtime),
+        _read_routes(runtime, read_only, max_bars),
+        _journal_route(journal),
+    ]
     if not read_only:
         routers.append(_write_routes(runtime))
     for router in routers:

@@ -17,7 +17,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 DOCS: Final = "/docs"
 REDOC: Final = "/redoc"
@@ -34,13 +34,31 @@ ASSET_TYPES: Final = {
 _FILES: Final = Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
+_FETCHED_ELSEWHERE: Final = {
+    # ReDoc draws its maker's logo from their CDN, with no option to leave it out: the page
+    # shows the service's icon in its place.
+    "redoc.standalone.js": (b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"favicon.png"),
+}
+"""Addresses of other hosts that an asset would fetch, and what it gets here instead."""
+
+
 def _asset_route(app: FastAPI, name: str, media_type: str) -> str:
     path = f"{ASSETS}/{name}"
+    # The files change only with the installed package: a day in the browser's cache.
+    cached = {"Cache-Control": "max-age=86400"}
+    if name in _FETCHED_ELSEWHERE:
+        remote, local = _FETCHED_ELSEWHERE[name]
+        content = (_FILES / name).read_bytes().replace(remote, f"{ASSETS}/".encode() + local)
+
+        async def rewritten() -> Response:
+            return Response(content, media_type=media_type, headers=cached)
+
+        app.add_api_route(path, rewritten, include_in_schema=False)
+        return path
     file = _FILES / name
 
     async def asset() -> FileResponse:
-        # The files change only with the installed package: a day in the browser's cache.
-        return FileResponse(file, media_type=media_type, headers={"Cache-Control": "max-age=86400"})
+        return FileResponse(file, media_type=media_type, headers=cached)
 
     app.add_api_route(path, asset, include_in_schema=False)
     return path
@@ -59,6 +77,8 @@ def install_console(app: FastAPI) -> frozenset[str]:
             swagger_js_url=assets["swagger-ui-bundle.js"],
             swagger_css_url=assets["swagger-ui.css"],
             swagger_favicon_url=assets["favicon.png"],
+            # No schema validator badge: it would send the document to validator.swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
     async def redoc() -> HTMLResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import typing
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,6 +29,7 @@ from tradeforge_proto.core.events import (
     DepthReceived,
     Disconnected,
     EventDropped,
+    FeedGap,
     FeedStale,
     FillReceived,
     MarketTradeReceived,
@@ -36,6 +38,8 @@ from tradeforge_proto.core.events import (
     QuoteUpdated,
     Reconnecting,
     Resubscribed,
+    Resynced,
+    ResyncFailed,
     SessionLoggedOut,
     StreamEvent,
     StreamStopped,
@@ -51,18 +55,20 @@ from ..client import TradingClient
 from ..stream import TradingStream
 
 __all__ = [
+    "EVENT_TYPES",
     "SLOW_CONSUMER",
     "Fanout",
     "FanoutClient",
     "MessageTexts",
     "event_message",
+    "event_payload",
     "to_json",
 ]
 
 SLOW_CONSUMER: Final = "SLOW_CONSUMER"
 ACCOUNTS_TTL: Final = 60.0  # seconds the accounts a login sees are taken as known
 
-_EVENT_TYPES: Final[dict[type[Any], str]] = {
+EVENT_TYPES: Final[dict[type[Any], str]] = {
     QuoteUpdated: "QUOTE",
     DepthReceived: "DEPTH",
     MarketTradeReceived: "TRADE",
@@ -77,10 +83,23 @@ _EVENT_TYPES: Final[dict[type[Any], str]] = {
     Resubscribed: "RESUBSCRIBED",
     Subscribed: "SUBSCRIBED",
     SubscriptionRefused: "SUBSCRIPTION_FAILED",
+    Resynced: "RESYNCED",
+    ResyncFailed: "RESYNC_FAILED",
+    FeedGap: "FEED_GAP",
     FeedStale: "FEED_STALE",
     EventDropped: "EVENT_DROPPED",
     StreamStopped: "STREAM_STOPPED",
 }
+"""The ``event_type`` of each stream event's message."""
+_PAYLOADS: Final[dict[type[Any], str]] = {
+    QuoteUpdated: "quote",
+    MarketTradeReceived: "trade",
+    OrderUpdated: "order",
+    PositionUpdated: "position",
+    AccountUpdated: "account",
+    FillReceived: "fill",
+}
+"""Events whose message data is one model they carry (the model's fields, not the event's)."""
 
 
 def to_json(value: object) -> Any:
@@ -108,28 +127,20 @@ def to_json(value: object) -> Any:
     return str(value)
 
 
+def event_payload(cls: type[StreamEvent]) -> type[Any]:
+    """The class whose fields make the data of ``cls``'s messages."""
+    attribute = _PAYLOADS.get(cls)
+    return cls if attribute is None else typing.get_type_hints(cls)[attribute]
+
+
 def event_message(event: StreamEvent) -> dict[str, Any]:
     """The message a WebSocket client receives for one stream event."""
-    event_type = _EVENT_TYPES.get(type(event), type(event).__name__.upper())
-    model: object
-    if isinstance(event, QuoteUpdated):
-        model = event.quote
-    elif isinstance(event, MarketTradeReceived):
-        model = event.trade
-    elif isinstance(event, OrderUpdated):
-        model = event.order
-    elif isinstance(event, PositionUpdated):
-        model = event.position
-    elif isinstance(event, AccountUpdated):
-        model = event.account
-    elif isinstance(event, FillReceived):
-        model = event.fill
-    else:
-        model = event
-    data = to_json(model)
+    cls = type(event)
+    attribute = _PAYLOADS.get(cls)
+    data = to_json(event if attribute is None else getattr(event, attribute))
     if isinstance(event, PositionUpdated) and event.position.size == 0:
         data["side"] = None  # flat: no direction, as over REST
-    return {"event_type": event_type, "data": data}
+    return {"event_type": EVENT_TYPES.get(cls, cls.__name__.upper()), "data": data}
 
 
 def message_text(message: dict[str, Any]) -> str:

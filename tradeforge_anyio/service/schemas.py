@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
 
@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StrictInt,
     ValidationInfo,
     model_validator,
@@ -30,6 +31,13 @@ from pydantic.json_schema import WithJsonSchema
 from tradeforge_proto.core import bounds
 from tradeforge_proto.core.bounds import InvalidValue
 from tradeforge_proto.realtime.machine import StreamState
+from tradeforge_sim.accounts import FIRST_ACCOUNT_ID
+from tradeforge_sim.contracts import front_month
+
+EXAMPLE_ACCOUNT: Final = FIRST_ACCOUNT_ID
+EXAMPLE_CONTRACT: Final = f"CON.F.US.MES.{front_month(datetime.now(UTC))}"
+"""What the console's examples name: the simulator's first account and today's MES contract,
+so that "Try it out" on the embedded simulator works as shown."""
 
 Side = Literal["BUY", "SELL"]
 PlaceableType = Literal[
@@ -122,7 +130,7 @@ ContractIdIn = Annotated[
         min_length=1,
         max_length=bounds.MAX_CONTRACT_ID,
         json_schema_extra={"pattern": CONTRACT_ID_TEXT},
-        examples=["CON.F.US.MES.Z26"],
+        examples=[EXAMPLE_CONTRACT],
     ),
     checked(bounds.contract_id),
 ]
@@ -222,6 +230,16 @@ class AccountList(_Out):
     accounts: list[AccountOut]
 
 
+class DayPnl(_Out):
+    """An account's realized P&L of the current trading day, fees and commissions off."""
+
+    account_id: int
+    trading_day: date
+    start: datetime
+    realized_pnl: Decimal
+    fills: int
+
+
 class ContractOut(_Out):
     """A tradeable instrument; ``tick_value`` is dollars per tick per contract."""
 
@@ -288,12 +306,14 @@ class OrderList(_Out):
 
 
 class OrderPlaced(_Out):
-    """A placed order: its id, the custom tag it carries (the caller's or one the service chose)
-    and the gateway's answer."""
+    """A placed order: its id, the custom tag it carries (the caller's or one the service chose),
+    its status just after it was placed and the whole order. The gateway took the order either
+    way; ``status`` is ACCEPTED and ``order`` null when reading it back did not answer in time."""
 
     order_id: int
     custom_tag: str
-    status: Literal["accepted"]
+    status: EnumName
+    order: OrderOut | None
 
 
 class PositionOut(_Out):
@@ -405,6 +425,11 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _example(**fields: JsonValue) -> ConfigDict:
+    """A model's example in the OpenAPI document, one the API accepts as it stands."""
+    return ConfigDict(json_schema_extra={"examples": [dict(fields)]})
+
+
 class BracketIn(_In):
     """A protective leg as signed ticks from the fill (buy: stop-loss < 0 < take-profit)."""
 
@@ -414,6 +439,15 @@ class BracketIn(_In):
 
 class PlaceOrderIn(_In):
     """An order to place; only the prices its type uses may be given."""
+
+    model_config = _example(
+        account_id=EXAMPLE_ACCOUNT,
+        contract_id=EXAMPLE_CONTRACT,
+        side="BUY",
+        type="MARKET",
+        size=1,
+        custom_tag="my-first-order",
+    )
 
     account_id: IdIn
     contract_id: ContractIdIn
@@ -432,6 +466,8 @@ class ModifyOrderIn(_In):
     """Changes to a working order; fields left out stay as they are. The account is named in
     the query, as for every route of one order."""
 
+    model_config = _example(limit_price="5000.25")
+
     size: SizeIn | None = None
     limit_price: PriceIn = None
     stop_price: PriceIn = None
@@ -441,12 +477,16 @@ class ModifyOrderIn(_In):
 class ClosePositionIn(_In):
     """A position to flatten at market."""
 
+    model_config = _example(account_id=EXAMPLE_ACCOUNT, contract_id=EXAMPLE_CONTRACT)
+
     account_id: IdIn
     contract_id: ContractIdIn
 
 
 class PartialCloseIn(_In):
     """A position to reduce at market by ``size`` contracts."""
+
+    model_config = _example(account_id=EXAMPLE_ACCOUNT, contract_id=EXAMPLE_CONTRACT, size=1)
 
     account_id: IdIn
     contract_id: ContractIdIn

@@ -21,9 +21,18 @@ from tradeforge_proto.core.subscriptions import Channel, Subscription
 
 from .fanout import Fanout, FanoutClient
 
-__all__ = ["CLOSE_TOO_SLOW", "BadMessage", "Request", "parse_request", "stream_router"]
+__all__ = [
+    "BEARER_PROTOCOL",
+    "CLOSE_TOO_SLOW",
+    "BadMessage",
+    "Request",
+    "parse_request",
+    "stream_router",
+]
 
 CLOSE_TOO_SLOW: Final = 1013
+BEARER_PROTOCOL: Final = "tradeforge.bearer"
+"""The subprotocol a browser offers first, with its token as the second."""
 MAX_CONTRACT_ID: Final = 100  # characters; gateway contract ids are about 16
 MARKET_TYPES: Final = {"QUOTE": Channel.QUOTES, "DEPTH": Channel.DEPTH, "TRADE": Channel.TRADES}
 USER_TYPES: Final = {
@@ -140,12 +149,21 @@ def _accounts_of(request: Request) -> set[AccountId]:
     return named | request.accounts
 
 
-def _token_of(websocket: WebSocket) -> str:
+def _token_of(websocket: WebSocket) -> tuple[str, str | None]:
+    """The token a client sent, and the subprotocol to accept it with.
+
+    A program sends ``Authorization: Bearer``; a browser, which cannot set headers on a
+    WebSocket, offers the subprotocols ``[BEARER_PROTOCOL, token]`` (the service accepts the
+    first, so no URL ever carries the token); ``?token=`` is taken too.
+    """
     header = websocket.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return websocket.query_params.get("token", "")
+        return credentials.strip(), None
+    offered = list(websocket.scope.get("subprotocols", ()))
+    if offered[:1] == [BEARER_PROTOCOL] and len(offered) == 2:
+        return str(offered[1]), BEARER_PROTOCOL
+    return websocket.query_params.get("token", ""), None
 
 
 def _error(message: str) -> dict[str, Any]:
@@ -207,14 +225,15 @@ def stream_router(fanout: Callable[[], Fanout | None], token: str) -> APIRouter:
 
     @router.websocket("/ws/stream")
     async def stream(websocket: WebSocket) -> None:
-        if not secrets.compare_digest(_token_of(websocket).encode(), expected):
+        given, subprotocol = _token_of(websocket)
+        if not secrets.compare_digest(given.encode(), expected):
             await websocket.close(status.WS_1008_POLICY_VIOLATION, "unauthorized")
             return
         shared = fanout()
         if shared is None:
             await websocket.close(status.WS_1011_INTERNAL_ERROR, "service is not running")
             return
-        await websocket.accept()
+        await websocket.accept(subprotocol)
         client = shared.join()
         try:
             async with anyio.create_task_group() as group:
