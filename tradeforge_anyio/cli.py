@@ -24,6 +24,7 @@ from tradeforge_sim.paper import (
     paper_config,
     paper_faults,
     paper_summary,
+    rules_lookup,
 )
 from tradeforge_sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, SimServer
 from tradeforge_sim.server import MAX_BODY as SIM_MAX_BODY
@@ -347,6 +348,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
                 return TradingClient.from_settings(profile, retry=retry)
 
             await _check_login(factory, backend)
+            account_rules = None
         else:
             store = stack.enter_context(open_paper_state(args))
             sim = await stack.enter_async_context(
@@ -361,6 +363,8 @@ async def _run_serve(args: argparse.Namespace) -> None:
                     sim.api_url, sim.config.username, sim.config.api_key, retry=retry
                 )
 
+            account_rules = rules_lookup(sim.simulation)
+
         journal_path = None if args.no_journal else (args.journal or default_journal_path())
         journal = None if journal_path is None else Journal(journal_path)
         if journal is not None:
@@ -374,6 +378,7 @@ async def _run_serve(args: argparse.Namespace) -> None:
             max_body=args.max_body,
             max_bars=args.max_bars,
             allowed_hosts=hosts,
+            account_rules=account_rules,
         )
         limits = ServeLimits(
             header_timeout=args.header_timeout, max_connections=args.max_connections

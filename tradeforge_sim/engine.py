@@ -946,6 +946,10 @@ class Exchange:
             return self._keeper.status(account.id) is not AccountStatus.CLOSED
         return account.can_trade
 
+    def account_rules(self, account_id: int) -> AccountRules | None:
+        """The firm's rules an account is held to; None for an account without rules."""
+        return self._keeper.rules(account_id) if account_id in self._keeper else None
+
     def rule_state(self, account_id: int) -> AccountState | None:
         """A ruled account's rules state (balance high, floor, day figures); None without rules."""
         return self._keeper.state(account_id) if account_id in self._keeper else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
@@ -242,3 +242,16 @@ def paper_summary(simulation: Simulation) -> list[str]:
     lines.append(f"  hours        {hours}")
     lines.append(f"  state        {store.path if store is not None else 'in memory only'}")
     return lines
+
+
+def rules_lookup(simulation: Simulation) -> Callable[[int], tuple[AccountRules, Decimal] | None]:
+    """For the service's ``GET /risk``: an account's rules and its highest end-of-day balance
+    as this paper exchange keeps them, or None for an account without rules."""
+    exchange = simulation.exchange
+
+    def rules_of(account_id: int) -> tuple[AccountRules, Decimal] | None:
+        rules = exchange.account_rules(account_id)
+        state = exchange.rule_state(account_id)
+        return None if rules is None or state is None else (rules, state.eod_high)
+
+    return rules_of

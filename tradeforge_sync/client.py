@@ -544,15 +544,20 @@ class TradingClient:
         return realized_pnl(self.search_trades(account_id, day_start(trading_day(now))))
 
     def refresh_guard(
-        self, now: datetime | None = None, *, contract_ids: Iterable[ContractId] = ()
+        self,
+        now: datetime | None = None,
+        *,
+        contract_ids: Iterable[ContractId] = (),
+        guard: RiskGuard | None = None,
     ) -> RiskGuard:
         """Rebuild the guard from reads: its account, positions, working orders, the day's fills.
 
-        The contracts of held positions and of ``contract_ids`` are looked up once each. A held
+        ``guard`` is this client's own unless another is given (one per account, say). The
+        contracts of held positions and of ``contract_ids`` are looked up once each. A held
         contract the guard has no quote for is marked at its latest one-minute bar's close; feed
         the guard quotes (``guard.observe``) for live marks.
         """
-        guard = self._guard
+        guard = self._guard if guard is None else guard
         if guard is None:
             raise LocalProtocolError("this client has no risk guard")
         if now is None:

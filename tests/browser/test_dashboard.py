@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from .conftest import Cockpit
+from .conftest import Cockpit, running_cockpit
 
 PRICE = re.compile(r"^\d+(\.\d+)?$")
 
@@ -80,6 +80,7 @@ def test_the_cockpit_shows_the_market_and_trades_through_its_ticket(
     expect(page.get_by_test_id("day-fills")).to_have_text("1")
     expect(page.get_by_test_id("day-pnl")).to_have_text(re.compile(r"^-\$\d+\.\d\d$"))
     expect(page.get_by_test_id("open-pnl")).to_have_text(re.compile(r"^-?\$[\d,]+\.\d\d$"))
+    expect(page.get_by_text("No firm rules are known for this account")).to_be_visible()
 
     # Another symbol: the chart and the book follow it.
     page.get_by_test_id("symbol").fill("MNQ")
@@ -123,3 +124,20 @@ def test_without_a_token_the_cockpit_asks_for_it_once(
     expect(form).to_be_hidden()
     # The refused token's 401 is the only error the browser noted.
     assert all("401" in error for error in page_errors), page_errors
+
+
+def test_a_ruled_account_shows_what_is_left_of_its_limits(
+    page: Page, page_errors: list[str], blocked_requests: list[str]
+) -> None:
+    with running_cockpit("--account", "50K") as cockpit:
+        open_cockpit(page, cockpit)
+        expect(page.get_by_test_id("risk-rules")).to_have_text("50K Combine · ACTIVE")
+        expect(page.get_by_test_id("risk-daily")).to_contain_text("of $1,000.00")
+        expect(page.get_by_test_id("risk-max")).to_contain_text("of $2,000.00")
+        expect(page.get_by_test_id("risk-contracts")).to_have_text("5 of 5")
+        page.get_by_test_id("order-size").fill("10")  # ten micros weigh one contract
+        page.get_by_test_id("order-submit").click()
+        expect(page.get_by_test_id("ticket-result")).to_contain_text("FILLED")
+        expect(page.get_by_test_id("risk-contracts")).to_have_text("4 of 5")
+    assert page_errors == []
+    assert blocked_requests == []

@@ -27,8 +27,10 @@ from tradeforge_proto.core.errors import (
 )
 from tradeforge_proto.core.operations import RateBucket
 from tradeforge_proto.limits import RateBudget
+from tradeforge_sim.accounts import accounts_of
 from tradeforge_sim.auth import DEFAULT_API_KEY
 from tradeforge_sim.engine import SimAccount
+from tradeforge_sim.paper import rules_lookup
 from tradeforge_sim.server import SimServer
 from tradeforge_sim.simulation import SimConfig
 
@@ -500,7 +502,7 @@ async def test_openapi_document_is_fully_typed():
     async with serving() as (_, http):
         document = ok(await http.get("/openapi.json"))
     operations = [op for ops in document["paths"].values() for op in ops.values()]
-    assert len(operations) == 20
+    assert len(operations) == 21
     for operation in operations:
         body = operation.get("requestBody")
         if body is not None:
@@ -525,3 +527,34 @@ async def test_openapi_document_is_fully_typed():
             assert typed, (name, field)
             assert spec.get("type") != "object", (name, field)
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+async def test_risk_tells_what_is_left_of_each_limit_of_a_ruled_account():
+    config = SimConfig(accounts=accounts_of(["50K", "PRACTICE-50K"]))
+    async with SimServer(config) as sim:
+        app = create_app(
+            simulator_client(sim), token=TOKEN, account_rules=rules_lookup(sim.simulation)
+        )
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with served(app) as base, httpx.AsyncClient(base_url=base, headers=headers) as http:
+            fresh = ok(await http.get("/risk", params={"account_id": ACCOUNT}))
+            assert fresh["rules"] == "50K Combine"
+            assert fresh["status"] == "ACTIVE"
+            assert Decimal(fresh["daily_loss_remaining"]) == Decimal(1000)
+            assert Decimal(fresh["max_loss_remaining"]) == Decimal(2000)
+            assert Decimal(fresh["position_remaining"]) == Decimal(5)
+            mes = await mes_id(http)
+            buy = {"account_id": ACCOUNT, "contract_id": mes, "side": "BUY", "type": "MARKET"}
+            ok(await http.post("/orders", json={**buy, "size": 10}), 201)  # 10 micros: 1 mini
+            held = ok(await http.get("/risk", params={"account_id": ACCOUNT}))
+            assert Decimal(held["position_remaining"]) == Decimal(4)
+            # Fees and the spread already cost something: less is left of both loss limits.
+            assert Decimal(held["daily_loss_remaining"]) < Decimal(1000)
+            assert Decimal(held["max_loss_remaining"]) < Decimal(2000)
+            assert held["breaches"] == []
+            practice = ok(await http.get("/risk", params={"account_id": ACCOUNT + 1}))
+            assert practice["rules"] is None
+            assert practice["daily_loss_remaining"] is None
+        # A service told no rules says so for every account.
+        async with serving() as (_, http):
+            assert ok(await http.get("/risk", params={"account_id": ACCOUNT}))["rules"] is None

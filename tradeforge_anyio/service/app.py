@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Final
 
 import anyio
@@ -40,6 +41,7 @@ from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.pnl import realized_pnl
 from tradeforge_proto.realtime.machine import StreamConfig, StreamState
+from tradeforge_proto.rules import AccountRules, RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
 
 from ..client import TradingClient
@@ -86,6 +88,7 @@ from .schemas import (
     PositionOut,
     Readiness,
     RequestableUnit,
+    RiskOut,
     StreamHealth,
     TradeList,
     TradeOut,
@@ -96,6 +99,14 @@ from .ws import stream_router
 from .wsschema import install_stream_schema
 
 ClientFactory = Callable[[], AbstractAsyncContextManager[TradingClient]]
+RulesOf = Callable[[int], tuple[AccountRules, Decimal | None] | None]
+"""The firm's rules an account is held to and its highest end-of-day balance so far (None: its
+balance at the day's open), or None for an account without rules."""
+
+
+def _no_rules(account_id: int) -> None:
+    return None
+
 
 LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
 """Host names a request may carry by default: the loopback ones."""
@@ -289,7 +300,7 @@ class _Gate:
         return self._semaphore
 
 
-def _account_routes(runtime: _Runtime) -> APIRouter:
+def _account_routes(runtime: _Runtime, rules_of: RulesOf) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
     Client = Annotated[TradingClient, Depends(runtime.current)]
 
@@ -313,6 +324,38 @@ def _account_routes(runtime: _Runtime) -> APIRouter:
             start=start.astimezone(UTC),  # times end in Z everywhere
             realized_pnl=realized_pnl(fills),
             fills=len(fills),
+        )
+
+    @router.get("/risk", tags=["accounts"])
+    async def risk(client: Client, account_id: AccountQuery) -> RiskOut:
+        """The account against the firm's rules it is held to: what is left of the daily loss
+        limit, of the trailing maximum loss and of the position limit, and any breach."""
+        known = rules_of(account_id)
+        if known is None:
+            return RiskOut(account_id=account_id, rules=None)
+        rules, eod_high = known
+        guard = RiskGuard(rules, account_id, eod_high=eod_high)
+        now = datetime.now(UTC)
+        await client.refresh_guard(now, guard=guard)
+        judged = guard.assessment(now)
+        return RiskOut(
+            account_id=account_id,
+            rules=rules.name,
+            status=judged.status.name,
+            balance=judged.balance,
+            equity=judged.equity,
+            day_pnl=judged.day_pnl,
+            floor=judged.floor,
+            daily_loss_limit=rules.daily_loss_limit,
+            daily_loss_remaining=judged.daily_loss_remaining,
+            max_loss=rules.max_loss,
+            max_loss_remaining=judged.max_loss_remaining,
+            max_contracts=rules.max_contracts,
+            position_remaining=judged.position_remaining,
+            profit_target=rules.profit_target,
+            profit_remaining=judged.profit_remaining,
+            breaches=[f.message for f in judged.breaches],
+            warnings=[f.message for f in judged.warnings],
         )
 
     return router
@@ -555,6 +598,7 @@ def create_app(
     max_bars: int = MAX_BARS,
     allowed_hosts: Sequence[str] = LOCAL_HOSTS,
     journal: Journal | None = None,
+    account_rules: RulesOf | None = None,
 ) -> FastAPI:
     """The service; ``client_factory()`` is entered for the app's lifetime.
 
@@ -565,7 +609,7 @@ def create_app(
     the shared upstream stream (keep-alive, timeouts, reconnect backoff).
     ``max_body`` caps request bodies in bytes (413 past it), ``max_bars`` the bars one request
     may gather (422 past it), and ``allowed_hosts`` are the names the ``Host`` header may carry
-    (400 otherwise).
+    (400 otherwise). ``account_rules`` tells ``GET /risk`` the rules each account is held to.
     """
     if not token:
         raise ValueError("the service token must not be empty")
@@ -627,7 +671,7 @@ def create_app(
     health = _health_route()
     app.include_router(health, dependencies=[Depends(QueryNames())])
     routers = [
-        _account_routes(runtime),
+        _account_routes(runtime, account_rules or _no_rules),
         _read_routes(runtime, read_only, max_bars),
         _journal_route(journal),
     ]

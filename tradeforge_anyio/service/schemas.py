@@ -240,6 +240,31 @@ class DayPnl(_Out):
     fills: int
 
 
+class RiskOut(_Out):
+    """Where an account stands against the firm's rules it is held to, judged by the core's
+    rules engine from the gateway's figures (held contracts marked at their latest one-minute
+    close). ``rules`` is null, and every figure with it, for an account the service knows no
+    rules of. ``*_remaining`` is what is left before a limit: dollars, or weighted contracts."""
+
+    account_id: int
+    rules: str | None
+    status: EnumName | None = None
+    balance: Decimal | None = None
+    equity: Decimal | None = None
+    day_pnl: Decimal | None = None
+    floor: Decimal | None = None
+    daily_loss_limit: Decimal | None = None
+    daily_loss_remaining: Decimal | None = None
+    max_loss: Decimal | None = None
+    max_loss_remaining: Decimal | None = None
+    max_contracts: Decimal | None = None
+    position_remaining: Decimal | None = None
+    profit_target: Decimal | None = None
+    profit_remaining: Decimal | None = None
+    breaches: list[str] = []
+    warnings: list[str] = []
+
+
 class ContractOut(_Out):
     """A tradeable instrument; ``tick_value`` is dollars per tick per contract."""
 

@@ -15,6 +15,7 @@ const MAX_BARS = 600;
 const BAR_COUNT = 150;
 const MAX_BACKOFF_MS = 30000;
 const READY_EVERY_MS = 5000;
+const RISK_EVERY_MS = 15000; // marks move: the limits left move with them
 
 const $ = (id) => document.getElementById(id);
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
@@ -509,8 +510,9 @@ function drawChart() {
   const pad = (high - low) * 0.06;
   low -= pad;
   high += pad;
-  const plot = height - bottom;
-  const y = (price) => ((high - price) / (high - low)) * plot;
+  const top = 10; // room for the highest label
+  const plot = height - bottom - top;
+  const y = (price) => top + ((high - price) / (high - low)) * plot;
   ctx.strokeStyle = "#2a3440";
   ctx.lineWidth = 1;
   for (let i = 0; i <= 5; i += 1) {
@@ -697,6 +699,7 @@ function onFill(fill) {
   state.dayFills.set(fill.id, fill);
   if (state.dayFills.size > MAX_DAY_FILLS) state.dayFills.delete(state.dayFills.keys().next().value);
   renderFills();
+  riskSoon();
 }
 
 function showBalance(balance) {
@@ -739,13 +742,47 @@ async function loadDayPnl() {
   renderFills();
 }
 
+function limitText(left, limit) {
+  if (left === null || left === undefined) return "no limit";
+  return limit === null || limit === undefined
+    ? money.format(Number(left))
+    : `${money.format(Number(left))} of ${money.format(Number(limit))}`;
+}
+
+function showRisk(risk) {
+  const ruled = risk.rules !== null;
+  $("risk").hidden = !ruled;
+  $("no-rules").hidden = ruled;
+  if (!ruled) return;
+  $("risk-rules").textContent = `${risk.rules} · ${risk.status}`;
+  $("risk-daily").textContent = limitText(risk.daily_loss_remaining, risk.daily_loss_limit);
+  $("risk-max").textContent = `${limitText(risk.max_loss_remaining, risk.max_loss)} (floor ${money.format(Number(risk.floor))})`;
+  $("risk-contracts").textContent =
+    risk.position_remaining === null ? "no limit" : `${Number(risk.position_remaining)} of ${Number(risk.max_contracts)}`;
+  const findings = [...risk.breaches, ...risk.warnings];
+  const shown = $("risk-findings");
+  shown.textContent = findings.length ? findings.join("; ") : "none";
+  shown.className = risk.breaches.length ? "down" : risk.warnings.length ? "warn" : "";
+}
+
+async function loadRisk() {
+  const account = state.account;
+  const risk = await api("GET", "/risk", { query: { account_id: account.id } });
+  if (state.account === account) showRisk(risk);
+}
+
+function riskSoon() {
+  clearTimeout(riskSoon.timer);
+  riskSoon.timer = setTimeout(() => loadRisk().catch(failed), 500);
+}
+
 async function reloadAccount() {
   if (!state.account) return;
   try {
     const { accounts } = await api("GET", "/accounts");
     const current = accounts.find((a) => a.id === state.account.id);
     if (current) onAccount(current);
-    await Promise.all([loadOrders(), loadPositions(), loadDayPnl()]);
+    await Promise.all([loadOrders(), loadPositions(), loadDayPnl(), loadRisk()]);
   } catch (error) {
     failed(error);
   }
@@ -848,6 +885,7 @@ async function boot() {
   await selectSymbol($("symbol").value);
   await chooseAccount(first.id);
   setInterval(refreshReady, READY_EVERY_MS);
+  setInterval(() => state.account && loadRisk().catch(failed), RISK_EVERY_MS);
 }
 
 function start() {
