@@ -29,6 +29,7 @@ import attrs
 from .core.errors import LocalProtocolError, RemoteProtocolError
 from .core.jsoncodec import JSONDecodeError, dumps, loads, raw_loads
 from .core.operations import HttpRequest, HttpResponse
+from .core.slots import slot_setters
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -700,9 +701,8 @@ HubEvent: TypeAlias = (
 
 _HANDSHAKE_COMPLETED: Final = HandshakeCompleted()
 
-_SET_TARGET, _SET_ARGUMENTS, _SET_INVOCATION_ID, _SET_HEADERS, _SET_STREAM_IDS = (
-    InvocationReceived.__dict__[name].__set__
-    for name in ("target", "arguments", "invocation_id", "headers", "stream_ids")
+_SET_TARGET, _SET_ARGUMENTS, _SET_INVOCATION_ID, _SET_HEADERS, _SET_STREAM_IDS = slot_setters(
+    InvocationReceived, "target", "arguments", "invocation_id", "headers", "stream_ids"
 )
 
 

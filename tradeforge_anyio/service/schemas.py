@@ -34,6 +34,8 @@ from tradeforge_proto.realtime.machine import StreamState
 from tradeforge_sim.accounts import FIRST_ACCOUNT_ID
 from tradeforge_sim.contracts import front_month
 
+from .journal import Outcome
+
 EXAMPLE_ACCOUNT: Final = FIRST_ACCOUNT_ID
 EXAMPLE_CONTRACT: Final = f"CON.F.US.MES.{front_month(datetime.now(UTC))}"
 """What the console's examples name: the simulator's first account and today's MES contract,
@@ -198,7 +200,7 @@ class JournalOut(_Out):
     route: str
     status: int
     latency_ms: float
-    outcome: Literal["ok", "refused", "unknown", "error"]
+    outcome: Outcome
     account_id: int | None
     contract_id: str | None
     order_id: int | None

@@ -32,8 +32,9 @@ from tradeforge_proto.core.events import (
     SessionLoggedOut,
 )
 from tradeforge_proto.core.models import DepthUpdate, MarketTrade, Quote
+from tradeforge_proto.core.slots import slot_setters
 from tradeforge_proto.core.subscriptions import Channel, Subscription
-from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub, _slot_setters, hubs_for
+from tradeforge_proto.providers.topstepx.hubs import MarketHub, UserHub, hubs_for
 from tradeforge_proto.providers.topstepx.wire import from_wire
 
 ES = "CON.F.US.EP.U25"
@@ -343,11 +344,11 @@ def test_slot_setters_refuse_classes_that_need_their_init():
 
     for cls in (Checked, Converted, Derived):
         with pytest.raises(TypeError, match="cannot be built"):
-            _slot_setters(cls, "a")
+            slot_setters(cls, "a")
     for names in (("a",), ("a", "b", "c"), ("a", "c")):
         with pytest.raises(TypeError, match="cannot be built"):
-            _slot_setters(Plain, *names)
-    set_b, set_a = _slot_setters(Plain, "b", "a")
+            slot_setters(Plain, *names)
+    set_b, set_a = slot_setters(Plain, "b", "a")
     built = object.__new__(Plain)
     set_a(built, 1)
     set_b(built, "x")

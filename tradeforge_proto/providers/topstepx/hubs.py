@@ -38,6 +38,7 @@ from ...core.models import (
     Position,
     Quote,
 )
+from ...core.slots import slot_setters
 from ...core.subscriptions import Channel, Subscription
 from .wire import _TIMESTAMPS, from_wire, parse_timestamp, read_int, read_str
 
@@ -166,24 +167,6 @@ class UserHub:
 # frozen attrs __init__ makes. Every fallback goes through the same readers as the REST mapping.
 
 
-def _slot_setters(cls: type[Any], *names: str) -> tuple[Callable[[Any, Any], None], ...]:
-    """The slot setters of frozen attrs class ``cls`` for ``names``, which must be all its fields.
-
-    Filling a bare ``object.__new__(cls)`` through them gives what ``cls(...)`` gives; a class
-    whose ``__init__`` does more than store its arguments is refused, at import.
-    """
-    fields = attrs.fields(cls)
-    if (
-        sorted(names) != sorted(field.name for field in fields)
-        or set(cls.__slots__) - {"__weakref__"} != set(names)
-        or any(field.validator or field.converter for field in fields)
-        or hasattr(cls, "__attrs_pre_init__")
-        or hasattr(cls, "__attrs_post_init__")
-    ):
-        raise TypeError(f"{cls.__name__} cannot be built by filling its slots {names}")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
 _QUOTE_SLOTS: Final = (
     "contract_id",
     "symbol",
@@ -208,7 +191,7 @@ _NO_QUOTE: Final = (None,) * (len(_QUOTE_SLOTS) - 1)  # every field but the cont
 
 
 def _quote_builder() -> Callable[[list[Any]], Quote]:
-    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13 = _slot_setters(Quote, *_QUOTE_SLOTS)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13 = slot_setters(Quote, *_QUOTE_SLOTS)
 
     def build(values: list[Any]) -> Quote:
         """The Quote holding ``values``, given in _QUOTE_SLOTS order."""
@@ -234,9 +217,9 @@ def _quote_builder() -> Callable[[list[Any]], Quote]:
 
 
 _build_quote: Final = _quote_builder()
-(_SET_QUOTE,) = _slot_setters(QuoteUpdated, "quote")
-_SET_DEPTH_CONTRACT, _SET_DEPTH_UPDATES = _slot_setters(DepthReceived, "contract_id", "updates")
-_DEPTH_UPDATE_SETTERS: Final = _slot_setters(
+(_SET_QUOTE,) = slot_setters(QuoteUpdated, "quote")
+_SET_DEPTH_CONTRACT, _SET_DEPTH_UPDATES = slot_setters(DepthReceived, "contract_id", "updates")
+_DEPTH_UPDATE_SETTERS: Final = slot_setters(
     DepthUpdate, "contract_id", "type", "price", "volume", "timestamp", "current_volume"
 )
 _DEPTH_TYPES: Final[dict[int, DepthType]] = {int(m): m for m in DepthType}
