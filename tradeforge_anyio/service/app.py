@@ -327,7 +327,7 @@ def _account_routes(runtime: _Runtime, rules_of: RulesOf) -> APIRouter:
         )
 
     @router.get("/risk", tags=["accounts"])
-    async def risk(client: Client, account_id: AccountQuery) -> RiskOut:
+    async def account_risk(client: Client, account_id: AccountQuery) -> RiskOut:
         """The account against the firm's rules it is held to: what is left of the daily loss
         limit, of the trailing maximum loss and of the position limit, and any breach."""
         known = rules_of(account_id)
