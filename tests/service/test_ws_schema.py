@@ -17,11 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeforge_anyio.service.fanout import EVENT_TYPES, event_message, message_text
+from tradeforge_anyio.service.fanout import EVENT_TYPES, FanoutClient, event_message, message_text
 from tradeforge_anyio.service.wsschema import SCHEMA_PATH, stream_schema
 from tradeforge_proto.core import events
-from tradeforge_proto.core.enums import OpenIntEnum
+from tradeforge_proto.core.enums import OpenIntEnum, OrderSide
 from tradeforge_proto.core.errors import TradeForgeError
+from tradeforge_proto.core.models import Fill
 from tradeforge_proto.core.subscriptions import Channel, Subscription
 
 from .test_ws import ACCOUNT, eventually, market, receive, send, serving
@@ -209,3 +210,28 @@ async def test_every_message_a_live_session_receives_validates() -> None:
                     message = await receive(ws)
                     assert_valid(SERVER, message)
         assert seen["POSITION_UPDATE"] >= 1
+
+
+async def test_the_lag_warning_a_slow_client_gets_validates() -> None:
+    client = FanoutClient(1, max_events=4)
+    fills = [
+        events.FillReceived(
+            Fill(
+                id=n,
+                account_id=ACCOUNT,
+                contract_id="CON.F.US.MES.Z26",
+                created_at=datetime.now(UTC),
+                price=Decimal("6150.25"),
+                side=OrderSide.BUY,
+                size=1,
+                order_id=n,
+            )
+        )
+        for n in range(1, 4)
+    ]
+    for fill in fills:
+        client.push(fill)
+    sent = [json.loads(text) for text in await client.next_batch()]
+    assert [m["event_type"] for m in sent] == ["SLOW_CONSUMER", *["USER_TRADE"] * 3]
+    for message in sent:
+        assert_valid(SERVER, message)
