@@ -1,8 +1,10 @@
-"""The ``tradeforge`` command: ``serve`` runs the web service, ``sim`` the gateway simulator."""
+"""The ``tradeforge`` command: ``serve`` runs the web service, ``sim`` the gateway simulator, and
+the trading commands (``quote``, ``buy``, ``positions``...) do everyday tasks from a shell."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import ssl
@@ -30,19 +32,31 @@ from tradeforge_sim.server import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, Si
 from tradeforge_sim.server import MAX_BODY as SIM_MAX_BODY
 from tradeforge_sim.store import StateStore, StoreError
 
+from .commands import EPILOG, TRADING_COMMANDS, HelpFormatter, add_commands, run
+
 if TYPE_CHECKING:
     from .client import TradingClient
+
+log = logging.getLogger("tradeforge.serve")
 
 TOKEN_VARIABLE: Final = "TRADEFORGE_SERVICE_TOKEN"
 LOGIN_CHECK_TIMEOUT: Final = 30.0  # how long serve waits for the backend's first login
 DESCRIPTION: Final = (
     "TradeForge: run the web service on TopStepX or a simulator (serve), or the ProjectX "
-    "gateway simulator on its own (sim). Each command's --help lists its options."
+    "gateway simulator on its own (sim); read the order journal (journal); or trade from the "
+    "shell: accounts, contracts, quote, bars, buy, sell, orders, cancel, positions, flatten "
+    "and watch, on TopStepX or a running simulator (--sim URL). Each command's --help lists "
+    "its options."
 )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tradeforge", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="tradeforge",
+        description=DESCRIPTION,
+        epilog=f"trading commands:\n{EPILOG}",
+        formatter_class=HelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     sim = commands.add_parser(
         "sim", help="run the ProjectX gateway simulator (REST and both hubs) on one port"
@@ -111,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=_positive, default=50, help="newest N (default 50)")
     journal.add_argument("--account", type=_positive, help="only this account id")
     journal.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_commands(commands)
     return parser
 
 
@@ -319,7 +334,7 @@ async def _check_login(factory: Callable[[], TradingClient], backend: str) -> No
         raise LoginRefused(f"{backend} refused the login: {exc}") from None
     except (TradeForgeError, OSError, TimeoutError) as exc:
         detail = str(exc) or type(exc).__name__
-        print(f"tradeforge: warning: {backend} did not answer the login: {detail}", file=sys.stderr)
+        log.warning("%s did not answer the login: %s", backend, detail)
 
 
 async def _run_serve(args: argparse.Namespace) -> None:
@@ -407,6 +422,8 @@ async def _run_serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``tradeforge`` command."""
     args = _parser().parse_args(argv)
+    if args.command in TRADING_COMMANDS:
+        sys.exit(run(args))
     try:
         if args.command == "journal":
             _print_journal(args)

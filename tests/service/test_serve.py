@@ -289,3 +289,18 @@ def test_serve_logs_each_change_as_json_and_journals_it(tmp_path: Path) -> None:
     ).stdout
     assert json.loads(shown)["order_id"] == placed  # the default journal, read back
     assert journal.exists()
+
+
+def test_serve_starts_and_warns_when_the_backend_does_not_answer_the_login() -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    env = {"TS_USERNAME": "trader", "TS_API_KEY": "the-key", "TS_API_URL": nobody}
+    with serving("--token", "t", "--log-format", "json", env=env) as service:
+        status, body = wait_until_up(service.base, "t")
+        assert status == 503
+        assert json.loads(body)["login"] == "unreachable"
+        log = service.errors()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    (warning,) = [x for x in lines if x["logger"] == "tradeforge.serve"]
+    assert warning["level"] == "warning"
+    assert "did not answer the login" in warning["message"]
+    assert "the-key" not in log

@@ -9,7 +9,6 @@ The WebSocket ``/ws/stream`` carries realtime events; every message it sends and
 described by the JSON Schema at ``/ws/stream/schema.json``.
 """
 
-import logging
 import random
 import secrets
 import time
@@ -36,7 +35,7 @@ from tradeforge_proto.core.errors import (
     ProviderError,
     TradeForgeError,
 )
-from tradeforge_proto.core.models import Bracket, Order
+from tradeforge_proto.core.models import Bracket
 from tradeforge_proto.orders import new_custom_tag
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.pnl import realized_pnl
@@ -45,6 +44,7 @@ from tradeforge_proto.rules import AccountRules, RiskGuard
 from tradeforge_proto.rules.tradingday import day_start, trading_day
 
 from ..client import TradingClient
+from ..readback import read_back
 from .audit import AuditTrail
 from .conformance import QueryNames, method_not_allowed
 from .console import install_console
@@ -116,9 +116,6 @@ BAR_CALLS: Final = 2
 """Bar requests served at once; others wait their turn, so memory stays at two answers."""
 READY_TIMEOUT: Final = 10.0
 """How long ``/ready`` waits for the backend's login before it says ``unreachable``."""
-READ_BACK_TIMEOUT: Final = 2.0
-"""How long ``POST /orders`` waits to read a placed order back before answering without it."""
-logger = logging.getLogger("tradeforge.service")
 
 
 class _IdConvertor(Convertor[int]):
@@ -519,7 +516,7 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
             stop_loss=_bracket(body.stop_loss),
             take_profit=_bracket(body.take_profit),
         )
-        placed = await _read_back(client, body.account_id, order_id)
+        placed = await read_back(client, body.account_id, order_id)
         status = "ACCEPTED" if placed is None else placed.status.name
         return OrderPlaced(
             order_id=order_id,
@@ -572,17 +569,6 @@ def _write_routes(runtime: _Runtime) -> APIRouter:
         await client.partial_close_position(body.account_id, body.contract_id, body.size)
 
     return router
-
-
-async def _read_back(client: TradingClient, account_id: int, order_id: int) -> Order | None:
-    """A just-placed order as the gateway now reports it; None when that read fails or takes
-    longer than READ_BACK_TIMEOUT (the order stands: this only reads)."""
-    with anyio.move_on_after(READ_BACK_TIMEOUT):
-        try:
-            return await client.get_order(account_id, order_id)
-        except TradeForgeError as exc:
-            logger.info("order %d was placed; reading it back failed: %s", order_id, exc)
-    return None
 
 
 def create_app(
