@@ -11,14 +11,17 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from tradeforge_proto.core import bounds
 from tradeforge_proto.core.errors import AuthenticationError, ConfigurationError, TradeForgeError
 from tradeforge_proto.paging import MAX_BARS
 from tradeforge_proto.realtime import MAX_OUTBOX
+from tradeforge_proto.rules import PRESETS, AccountRules
 from tradeforge_sim.paper import (
     add_paper_options,
     default_state_path,
@@ -117,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_limits(serve)
     _add_trail(serve)
+    serve.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        type=_account_rules,
+        metavar="ACCOUNT=TYPE[:HIGH]",
+        help=(
+            "the firm's rules an account is held to, for GET /risk and the cockpit: TYPE is "
+            f"{', '.join(PRESETS)}; HIGH its highest end-of-day balance so far (default: the "
+            "balance the day opened at). The embedded simulator's accounts carry their own."
+        ),
+    )
     add_paper_options(serve, default_state=default_state_path())
     journal = commands.add_parser(
         "journal", help="what the service was asked to change, and what came of it"
@@ -195,6 +210,32 @@ def _add_limits(serve: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="time a connection has to send a request head before it is closed (default 10)",
     )
+
+
+RuledAccount = tuple[int, AccountRules, Decimal | None]
+
+
+def _account_rules(text: str) -> RuledAccount:
+    """``ACCOUNT=TYPE[:HIGH]``: an account id, a preset's key and an optional balance high."""
+    account, _, rest = text.partition("=")
+    kind, _, high = rest.partition(":")
+    if not account.strip().isdigit() or kind.strip().lower() not in PRESETS:
+        raise argparse.ArgumentTypeError(
+            f"expected ACCOUNT=TYPE[:HIGH] with TYPE one of {', '.join(PRESETS)}, got {text!r}"
+        )
+    try:
+        balance_high = bounds.price(high.strip(), "HIGH") if high else None
+    except bounds.InvalidValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return int(account), PRESETS[kind.strip().lower()], balance_high
+
+
+def _rules_of(
+    ruled: Sequence[RuledAccount],
+) -> Callable[[int], tuple[AccountRules, Decimal | None] | None]:
+    """The ``--rules`` given, as the service's lookup of an account's rules."""
+    known = {account: (rules, high) for account, rules, high in ruled}
+    return known.get
 
 
 def _positive(text: str) -> int:
@@ -363,8 +404,13 @@ async def _run_serve(args: argparse.Namespace) -> None:
                 return TradingClient.from_settings(profile, retry=retry)
 
             await _check_login(factory, backend)
-            account_rules = None
+            account_rules = _rules_of(args.rules)
         else:
+            if args.rules:
+                raise ConfigurationError(
+                    "--rules is for TopStepX accounts: the embedded simulator's accounts carry "
+                    "their own rules (--account 50K, ...)"
+                )
             store = stack.enter_context(open_paper_state(args))
             sim = await stack.enter_async_context(
                 SimServer(paper_config(args), port=args.sim_port, store=store)

@@ -304,3 +304,46 @@ def test_serve_starts_and_warns_when_the_backend_does_not_answer_the_login() -> 
     assert warning["level"] == "warning"
     assert "did not answer the login" in warning["message"]
     assert "the-key" not in log
+
+
+def test_serve_judges_a_topstepx_account_by_the_rules_it_is_told() -> None:
+    from anyio.from_thread import start_blocking_portal
+
+    from tradeforge_sim.auth import DEFAULT_API_KEY, DEFAULT_USERNAME
+    from tradeforge_sim.server import SimServer
+
+    # A gateway reached over the network, as TopStepX is: the service knows no rules unless told.
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(SimServer()) as sim:
+        env = {"TS_USERNAME": DEFAULT_USERNAME, "TS_API_KEY": DEFAULT_API_KEY}
+        env["TS_API_URL"] = sim.api_url
+        ruled = "--rules", "20258289=combine-50k:50500"
+        with serving("--token", "t", *ruled, env=env) as service:
+            assert wait_until_up(service.base, "t")[0] == 200
+            status, body = get(f"{service.base}/risk?account_id=20258289", "t")
+            assert status == 200, body
+            risk = json.loads(body)
+            assert risk["rules"] == "50K Combine"
+            # The 50K account's floor trails the given high, not its starting balance.
+            assert risk["floor"] == "48500"
+            status, body = get(f"{service.base}/risk?account_id=20258288", "t")
+            assert json.loads(body)["rules"] is None
+
+
+def test_serve_refuses_rules_it_cannot_use() -> None:
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TS_", "TRADEFORGE_"))}
+    for rules, code, said in (
+        ("20258288=combine-50k", 1, "carry their own rules"),  # the embedded simulator
+        ("20258288=combine-75k", 2, "expected ACCOUNT=TYPE"),
+        ("20258288=combine-50k:-5", 2, "HIGH"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "tradeforge_anyio.cli", "serve", "--rules", rules],
+            capture_output=True,
+            text=True,
+            timeout=SAFETY,
+            cwd=tempfile.gettempdir(),
+            env=base_env,
+            check=False,
+        )
+        assert done.returncode == code, done.stderr
+        assert said in done.stderr
