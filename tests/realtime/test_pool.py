@@ -223,8 +223,20 @@ async def test_a_slow_answer_is_a_read_timeout_and_the_pool_recovers(runtime: st
         assert late.value.request_sent is True
         assert pool.open_connections == 0
         sim.faults.rest_delay = 0.0
-        assert (await pool.send(PING)).status == 200
-        assert pool.connections_opened == 2
+        # Each new connection recovers; a loaded machine may still answer a read later than
+        # 0.2 s, so the next one is tried until one answers (each a new connection).
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                answer = await pool.send(PING)
+            except ReadTimeout:
+                assert pool.open_connections == 0
+                assert tries < 50, "no answer in time on 50 new connections"
+            else:
+                break
+        assert answer.status == 200
+        assert pool.connections_opened == tries + 1
 
 
 async def test_a_silent_tls_handshake_is_a_connect_timeout(runtime: str) -> None:
