@@ -511,7 +511,9 @@ class TradingClient(TradingPlatformAPI):
         """Cancel the working orders and close the positions of an account, or of one contract.
 
         Each change is sent once, never retried; one that fails (the order filled meanwhile,
-        say) is reported in ``failed`` and the others still go.
+        say) is reported in ``failed`` and the others still go. An interruption (cancellation,
+        Ctrl-C) stops it there: the change it cut short raises (OrderUncertain once sent), and
+        nothing after it is sent.
         """
         cancelled: list[OrderId] = []
         closed: list[ContractId] = []
@@ -521,6 +523,8 @@ class TradingClient(TradingPlatformAPI):
                 try:
                     await self.cancel_order(account_id, order.id)
                 except TradeForgeError as error:
+                    if isinstance(error.__cause__, _runtime.interrupted()):
+                        raise
                     failed.append((f"cancel order {order.id}", error))
                 else:
                     cancelled.append(order.id)
@@ -529,6 +533,8 @@ class TradingClient(TradingPlatformAPI):
                 try:
                     await self.close_position(account_id, position.contract_id)
                 except TradeForgeError as error:
+                    if isinstance(error.__cause__, _runtime.interrupted()):
+                        raise
                     failed.append((f"close {position.contract_id}", error))
                 else:
                     closed.append(position.contract_id)

@@ -331,7 +331,10 @@ async def _bars(ctx: Context) -> None:
     unit, length = _BAR_UNITS[args.unit]
     end = datetime.now(UTC)
     # Wide enough for ``limit`` bars across closed sessions; the gateway answers the newest.
-    span = min(length * args.size * args.limit * 3 + MARK_LOOKBACK, MAX_LOOKBACK)
+    wanted = length.total_seconds() * args.size * args.limit * 3  # seconds: no timedelta overflow
+    span = min(
+        timedelta(seconds=min(wanted, MAX_LOOKBACK.total_seconds())) + MARK_LOOKBACK, MAX_LOOKBACK
+    )
     bars = await ctx.client.get_bars(
         contract.id,
         unit,

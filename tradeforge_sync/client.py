@@ -510,7 +510,9 @@ class TradingClient:
         """Cancel the working orders and close the positions of an account, or of one contract.
 
         Each change is sent once, never retried; one that fails (the order filled meanwhile,
-        say) is reported in ``failed`` and the others still go.
+        say) is reported in ``failed`` and the others still go. An interruption (cancellation,
+        Ctrl-C) stops it there: the change it cut short raises (OrderUncertain once sent), and
+        nothing after it is sent.
         """
         cancelled: list[OrderId] = []
         closed: list[ContractId] = []
@@ -520,6 +522,8 @@ class TradingClient:
                 try:
                     self.cancel_order(account_id, order.id)
                 except TradeForgeError as error:
+                    if isinstance(error.__cause__, _runtime.interrupted()):
+                        raise
                     failed.append((f"cancel order {order.id}", error))
                 else:
                     cancelled.append(order.id)
@@ -528,6 +532,8 @@ class TradingClient:
                 try:
                     self.close_position(account_id, position.contract_id)
                 except TradeForgeError as error:
+                    if isinstance(error.__cause__, _runtime.interrupted()):
+                        raise
                     failed.append((f"close {position.contract_id}", error))
                 else:
                     closed.append(position.contract_id)

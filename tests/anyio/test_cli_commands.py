@@ -164,6 +164,9 @@ def test_bars_are_the_most_recent_oldest_first(on_sim: Runner) -> None:
     assert shown.code == 0
     assert "2 hour bars" in shown.out
     assert len(re.findall(r"^\s+\d{4}-\d\d-\d\dT\d\d:00:00Z\s", shown.out, re.M)) == 4
+    # The widest request the options allow is answered, not a traceback.
+    widest = on_sim("bars", "MES", "--unit", "month", "--size", "1440", "--limit", "10000")
+    assert widest.code == 0, widest.err
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,20 @@ def test_the_cockpit_shows_the_market_and_trades_through_its_ticket(
     expect(page.get_by_test_id("open-pnl")).to_have_text(re.compile(r"^-?\$[\d,]+\.\d\d$"))
     expect(page.get_by_text("No firm rules are known for this account")).to_be_visible()
 
+    # Another account shows its own orders only, and this one's again when picked back.
+    ticket.get_by_test_id("order-type").select_option("LIMIT")
+    ticket.get_by_test_id("order-price").fill("1000")
+    ticket.get_by_test_id("order-submit").click()
+    expect(result).to_contain_text("OPEN")
+    kept = re.search(r"order (\d+)", result.text_content() or "")
+    assert kept is not None
+    expect(row_of(orders, kept.group(1))).to_have_count(1)
+    page.get_by_test_id("account").select_option("20258289")
+    expect(orders.locator("tbody tr")).to_have_count(0)
+    expect(page.get_by_test_id("positions").locator("tbody tr")).to_have_count(0)
+    page.get_by_test_id("account").select_option("20258288")
+    expect(row_of(orders, kept.group(1))).to_have_count(1)
+
     # Another symbol: the chart and the book follow it.
     page.get_by_test_id("symbol").fill("MNQ")
     page.get_by_test_id("symbol").press("Enter")

@@ -15,6 +15,7 @@ const MAX_BARS = 600;
 const BAR_COUNT = 150;
 const MAX_BACKOFF_MS = 30000;
 const READY_EVERY_MS = 5000;
+const DAY_EVERY_MS = 60000;
 const RISK_EVERY_MS = 15000; // marks move: the limits left move with them
 
 const $ = (id) => document.getElementById(id);
@@ -41,6 +42,10 @@ const state = {
   wsFailures: 0,
   wsOpenedOnce: false,
   reconnects: 0,
+  reconnectTimer: null,
+  timersStarted: false,
+  sending: false, // an order is on its way: the ticket sends no other
+  symbolRequest: 0,
   hubLost: false, // a hub dropped since the last recovery
   recoveries: 0,
   chartDirty: true,
@@ -152,7 +157,12 @@ function tokenFromFragment() {
 function askToken(reason = "") {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
-  if (state.ws) state.ws.close(1000, "token refused");
+  clearTimeout(state.reconnectTimer);
+  if (state.ws) {
+    const old = state.ws;
+    state.ws = null;
+    old.close(1000, "token refused");
+  }
   $("cockpit").hidden = true;
   $("token-form").hidden = false;
   $("token-error").textContent = reason;
@@ -239,13 +249,21 @@ function subscribeAll() {
 }
 
 function connectStream() {
+  clearTimeout(state.reconnectTimer);
+  if (state.ws) {
+    const old = state.ws;
+    state.ws = null; // its close handler then does nothing
+    old.close(1000, "replaced");
+  }
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   showSocket("connecting", "wait");
   // A browser cannot set headers on a WebSocket: the token travels as a subprotocol, never in
   // the address.
   const ws = new WebSocket(`${scheme}//${location.host}/ws/stream`, [BEARER_PROTOCOL, state.token]);
   state.ws = ws;
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     state.wsFailures = 0;
     showSocket("live", "ok");
     subscribeAll();
@@ -270,7 +288,10 @@ function connectStream() {
     const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(state.wsFailures, 6));
     const reason = closed.code === 1013 ? "too slow, " : "";
     showSocket(`offline (${reason}again in ${Math.round(delay / 1000)} s)`, "wait");
-    setTimeout(() => state.token && connectStream(), delay);
+    state.reconnectTimer = setTimeout(() => state.token && connectStream(), delay);
+    // Refused before it opened: the handshake's 403 reaches the page as 1006, so ask /ready,
+    // which answers 401 for a token no longer valid.
+    if (!opened) refreshReady();
   };
 }
 
@@ -312,7 +333,7 @@ function onEvent(message) {
     case "FEED_GAP":
       state.recoveries += 1;
       showCounts();
-      return loadBars();
+      return loadBars().catch(failed);
     case "FEED_STALE":
       return showHub(data.hub, `stale for ${Math.round(data.silent_for)} s`);
     case "RESYNC_FAILED":
@@ -455,7 +476,9 @@ async function loadBars() {
 async function selectSymbol(symbol) {
   const wanted = symbol.trim().toUpperCase();
   if (!wanted) return;
+  const asked = ++state.symbolRequest;
   const contract = await api("GET", `/contracts/by-symbol/${encodeURIComponent(wanted)}`);
+  if (asked !== state.symbolRequest) return; // a newer choice is on its way
   const before = state.contract;
   if (before && before.id !== contract.id) {
     const keepQuotes = state.positions.has(before.id);
@@ -470,6 +493,7 @@ async function selectSymbol(symbol) {
   $("contract").textContent = `${contract.id} · ${contract.description} · tick ${contract.tick_size} = ${money.format(Number(contract.tick_value))}`;
   $("last-price").textContent = state.lastPrices.get(contract.id) || "–";
   $("last-price").className = "price";
+  for (const id of ["bid", "ask", "change"]) $(id).textContent = "–";
   wantMarket(contract.id, ["QUOTE", "DEPTH", "TRADE"]);
   await loadBars();
 }
@@ -567,8 +591,14 @@ function animate() {
 
 async function contractOf(contractId) {
   if (!state.contracts.has(contractId)) {
-    state.contracts.set(contractId, null); // asked once
-    const found = await api("GET", `/contracts/${encodeURIComponent(contractId)}`);
+    state.contracts.set(contractId, null); // asked once at a time
+    let found;
+    try {
+      found = await api("GET", `/contracts/${encodeURIComponent(contractId)}`);
+    } catch (error) {
+      state.contracts.delete(contractId); // asked again with the next position update
+      throw error;
+    }
     state.contracts.set(contractId, found);
     renderPositions();
   }
@@ -715,7 +745,7 @@ function onAccount(account) {
 async function loadOrders() {
   const account = state.account;
   const { orders } = await api("GET", "/orders/open", { query: { account_id: account.id } });
-  if (state.account !== account) return;
+  if (!sameAccount(account)) return;
   state.orders = new Map(orders.map((order) => [order.id, order]));
   renderOrders();
 }
@@ -723,7 +753,7 @@ async function loadOrders() {
 async function loadPositions() {
   const account = state.account;
   const { positions } = await api("GET", "/positions", { query: { account_id: account.id } });
-  if (state.account !== account) return;
+  if (!sameAccount(account)) return;
   state.positions = new Map(positions.filter((p) => p.size).map((p) => [p.contract_id, p]));
   for (const position of state.positions.values()) {
     wantMarket(position.contract_id, ["QUOTE"]);
@@ -736,8 +766,11 @@ async function loadDayPnl() {
   const account = state.account;
   const day = await api("GET", "/pnl", { query: { account_id: account.id } });
   const { trades } = await api("GET", "/trades", { query: { account_id: account.id, start: day.start } });
-  if (state.account !== account) return;
+  if (!sameAccount(account)) return;
   state.dayStart = Date.parse(day.start);
+  for (const [id, fill] of state.dayFills) {
+    if (Date.parse(fill.created_at) < state.dayStart) state.dayFills.delete(id); // yesterday's
+  }
   for (const fill of trades.slice(-MAX_DAY_FILLS)) state.dayFills.set(fill.id, fill);
   renderFills();
 }
@@ -768,7 +801,7 @@ function showRisk(risk) {
 async function loadRisk() {
   const account = state.account;
   const risk = await api("GET", "/risk", { query: { account_id: account.id } });
-  if (state.account === account) showRisk(risk);
+  if (sameAccount(account)) showRisk(risk);
 }
 
 function riskSoon() {
@@ -788,6 +821,10 @@ async function reloadAccount() {
   }
 }
 
+function sameAccount(account) {
+  return state.account !== null && state.account.id === account.id;
+}
+
 function chooseAccount(id) {
   const account = state.accounts.find((a) => a.id === id) || state.accounts[0];
   if (state.account && state.account.id !== account.id) {
@@ -797,7 +834,16 @@ function chooseAccount(id) {
     });
   }
   state.account = account;
+  // Nothing of the account shown before stays on screen, nor its cancel buttons.
+  state.orders = new Map();
+  state.positions = new Map();
   state.dayFills = new Map();
+  state.dayStart = null;
+  renderOrders();
+  renderPositions();
+  renderFills();
+  $("risk").hidden = true;
+  $("no-rules").hidden = true;
   sessionStorage.setItem(ACCOUNT_KEY, String(account.id));
   showBalance(account.balance);
   send({
@@ -817,11 +863,12 @@ function newTag() {
 function setTicketEnabled(enabled) {
   for (const control of $("order-ticket").elements) control.disabled = !enabled;
   $("order-price").disabled = !enabled || $("order-type").value !== "LIMIT";
+  $("order-submit").disabled = !enabled || state.sending;
 }
 
 async function placeOrder(event) {
   event.preventDefault();
-  if (!state.account || !state.contract) return;
+  if (!state.account || !state.contract || state.sending) return;
   const form = new FormData($("order-ticket"));
   const order = {
     account_id: state.account.id,
@@ -834,7 +881,8 @@ async function placeOrder(event) {
   if (order.type === "LIMIT") order.limit_price = String(form.get("limit_price") || "").trim();
   const result = $("ticket-result");
   const submit = $("order-submit");
-  submit.disabled = true; // one click, one order
+  state.sending = true; // one click, one order
+  submit.disabled = true;
   result.className = "muted";
   result.textContent = "sending…";
   try {
@@ -853,6 +901,7 @@ async function placeOrder(event) {
       result.textContent = `outcome unknown (${error}): look for tag ${order.custom_tag} before sending again`;
     }
   } finally {
+    state.sending = false;
     submit.disabled = Boolean(state.ready && state.ready.read_only);
   }
 }
@@ -884,8 +933,13 @@ async function boot() {
   connectStream();
   await selectSymbol($("symbol").value);
   await chooseAccount(first.id);
-  setInterval(refreshReady, READY_EVERY_MS);
-  setInterval(() => state.account && loadRisk().catch(failed), RISK_EVERY_MS);
+  if (!state.timersStarted) {
+    state.timersStarted = true; // a second boot (a token entered again) adds none
+    setInterval(refreshReady, READY_EVERY_MS);
+    setInterval(() => state.account && loadRisk().catch(failed), RISK_EVERY_MS);
+    // The trading day turns at 17:00 Chicago time: its figures are read again each minute.
+    setInterval(() => state.account && loadDayPnl().catch(failed), DAY_EVERY_MS);
+  }
 }
 
 function start() {
