@@ -120,8 +120,12 @@ async def test_reads():
         # `end` is optional on every windowed read: omitted, the window ends now.
         until_now = {k: v for k, v in params.items() if k != "end"}
         assert len(ok(await http.get("/bars", params=until_now))["bars"]) == 3
-        numbered = ok(await http.get("/bars", params={**params, "start": "1700000000"}), 422)
-        assert "ISO 8601" in str(numbered["detail"])  # not read as seconds since 1970
+        # A number in any form is not read as seconds since 1970.
+        for number in ("1700000000", "-2.2747527394229443e-142", "1e9", " 17e8"):
+            numbered = ok(await http.get("/bars", params={**params, "start": number}), 422)
+            assert "ISO 8601" in str(numbered["detail"])
+            refused = await http.get("/journal", params={"since": number})
+            assert refused.status_code == 422, number
         since = (end - timedelta(hours=1)).isoformat()
         account = {"account_id": ACCOUNT}
         assert ok(await http.get("/orders/open", params=account)) == {"orders": []}

@@ -10,6 +10,7 @@ and path numbers are plain digits.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -82,10 +83,13 @@ def _from_digits(value: object, name: str) -> object:
     return int(value)
 
 
+_ISO_DATE_START: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _iso_time_text(value: object) -> object:
-    """A time in a query is ISO 8601 text; a bare number (which pydantic would read as seconds
-    since 1970) is refused."""
-    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+    """A time in a query is ISO 8601 text, starting with its date; anything else, a number in
+    any form (which pydantic would read as seconds since 1970) included, is refused."""
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
         raise ValueError("expected an ISO 8601 date and time with its offset, not a number")
     return value
 
